@@ -1,0 +1,1 @@
+"""The payments domain: intents, charges, refunds, disputes, ledger, events."""

@@ -1,0 +1,193 @@
+"""/v1/payment_intents: create, list, retrieve, update, confirm, capture, cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_view
+from rest_framework.request import Request
+
+from payments import presenters, selectors
+from payments.api import schema
+from payments.api import serializers as s
+from payments.api.base import Body, StripeApi, list_object
+from payments.models import PaymentIntent
+from payments.services import intents
+from payments.services.intents import Outcome
+
+Params = dict[str, Any]
+COMPATIBILITY_ONLY = ("automatic_payment_methods", "setup_future_usage", "off_session")
+
+
+def _hosted_base(request: Request) -> str:
+    return request.build_absolute_uri("/")
+
+
+def answer(outcome: Outcome, expand: list[str] | None) -> tuple[int, Body]:
+    """200 with the payment, or Stripe's 402 card error carrying the payment."""
+    presented = presenters.payment_intent(outcome.intent, expand)
+    if outcome.error is None:
+        return 200, presented
+    error = outcome.error.as_dict()
+    error["payment_intent"] = presented
+    last_error = outcome.intent.last_payment_error or {}
+    error["payment_method"] = last_error.get("payment_method")
+    return outcome.error.status, {"error": error}
+
+
+@extend_schema_view(
+    get=schema.operation(
+        "ListPaymentIntents",
+        summary="List payment intents",
+        tag="Payment intents",
+        query=s.PaymentIntentListSerializer,
+        response=schema.list_of(schema.PaymentIntentSerializer),
+    ),
+    post=schema.operation(
+        "CreatePaymentIntent",
+        summary="Create a payment intent",
+        description="With `confirm=true` it is confirmed at once: a decline answers 402 "
+        "with the payment inside the error.",
+        tag="Payment intents",
+        request=s.PaymentIntentCreateSerializer,
+        response=schema.PaymentIntentSerializer,
+        write=True,
+        declines=True,
+    ),
+)
+class PaymentIntentCollectionApi(StripeApi):
+    serializers = {"GET": s.PaymentIntentListSerializer, "POST": s.PaymentIntentCreateSerializer}
+
+    def perform_get(self, request: Request, params: Params) -> tuple[int, Body]:
+        query = selectors.payment_intents(
+            self.merchant_id(request), customer=params.get("customer")
+        )
+        return 200, list_object(request, query, params, presenters.payment_intent)
+
+    def perform_post(self, request: Request, params: Params) -> tuple[int, Body]:
+        expand = params.pop("expand", None)
+        for name in COMPATIBILITY_ONLY:
+            params.pop(name, None)
+        outcome = intents.payment_intent_create(
+            merchant=self.client(request).merchant, hosted_base_url=_hosted_base(request), **params
+        )
+        return answer(outcome, expand)
+
+
+@extend_schema_view(
+    get=schema.operation(
+        "RetrievePaymentIntent",
+        summary="Retrieve a payment intent",
+        tag="Payment intents",
+        path_id=("pi_", "payment intent"),
+        response=schema.PaymentIntentSerializer,
+    ),
+    post=schema.operation(
+        "UpdatePaymentIntent",
+        summary="Update a payment intent",
+        description="Before confirmation; `metadata` may change in any status.",
+        tag="Payment intents",
+        request=s.PaymentIntentUpdateSerializer,
+        path_id=("pi_", "payment intent"),
+        response=schema.PaymentIntentSerializer,
+        write=True,
+    ),
+)
+class PaymentIntentApi(StripeApi):
+    serializers = {"GET": s.ExpandOnlySerializer, "POST": s.PaymentIntentUpdateSerializer}
+
+    def perform_get(self, request: Request, params: Params, id: str) -> tuple[int, Body]:
+        intent = selectors.get_object(
+            PaymentIntent, merchant_id=self.merchant_id(request), object_id=id
+        )
+        return 200, presenters.payment_intent(intent, params.get("expand"))
+
+    def perform_post(self, request: Request, params: Params, id: str) -> tuple[int, Body]:
+        expand = params.pop("expand", None)
+        metadata = params.pop("metadata", None)
+        payment_method = params.pop("payment_method", None)
+        intent = intents.payment_intent_update(
+            merchant=self.client(request).merchant,
+            intent_id=id,
+            fields=params,
+            metadata=metadata,
+            payment_method=payment_method,
+        )
+        return 200, presenters.payment_intent(intent, expand)
+
+
+@extend_schema_view(
+    post=schema.operation(
+        "ConfirmPaymentIntent",
+        summary="Confirm a payment intent",
+        description="Authorises (and with automatic capture, captures) the payment, or asks "
+        "for 3-D Secure (`requires_action`). A decline answers 402.",
+        tag="Payment intents",
+        request=s.PaymentIntentConfirmSerializer,
+        path_id=("pi_", "payment intent"),
+        response=schema.PaymentIntentSerializer,
+        write=True,
+        declines=True,
+    ),
+)
+class PaymentIntentConfirmApi(StripeApi):
+    serializers = {"POST": s.PaymentIntentConfirmSerializer}
+
+    def perform_post(self, request: Request, params: Params, id: str) -> tuple[int, Body]:
+        expand = params.pop("expand", None)
+        params.pop("off_session", None)
+        outcome = intents.payment_intent_confirm(
+            merchant=self.client(request).merchant,
+            intent_id=id,
+            hosted_base_url=_hosted_base(request),
+            **params,
+        )
+        return answer(outcome, expand)
+
+
+@extend_schema_view(
+    post=schema.operation(
+        "CapturePaymentIntent",
+        summary="Capture a payment intent",
+        description="All or part of the authorised amount; the rest is released.",
+        tag="Payment intents",
+        request=s.PaymentIntentCaptureSerializer,
+        path_id=("pi_", "payment intent"),
+        response=schema.PaymentIntentSerializer,
+        write=True,
+    ),
+)
+class PaymentIntentCaptureApi(StripeApi):
+    serializers = {"POST": s.PaymentIntentCaptureSerializer}
+
+    def perform_post(self, request: Request, params: Params, id: str) -> tuple[int, Body]:
+        intent = intents.payment_intent_capture(
+            merchant=self.client(request).merchant,
+            intent_id=id,
+            amount_to_capture=params.get("amount_to_capture"),
+        )
+        return 200, presenters.payment_intent(intent, params.get("expand"))
+
+
+@extend_schema_view(
+    post=schema.operation(
+        "CancelPaymentIntent",
+        summary="Cancel a payment intent",
+        description="Voids it; an authorisation is released.",
+        tag="Payment intents",
+        request=s.PaymentIntentCancelSerializer,
+        path_id=("pi_", "payment intent"),
+        response=schema.PaymentIntentSerializer,
+        write=True,
+    ),
+)
+class PaymentIntentCancelApi(StripeApi):
+    serializers = {"POST": s.PaymentIntentCancelSerializer}
+
+    def perform_post(self, request: Request, params: Params, id: str) -> tuple[int, Body]:
+        intent = intents.payment_intent_cancel(
+            merchant=self.client(request).merchant,
+            intent_id=id,
+            cancellation_reason=params.get("cancellation_reason"),
+        )
+        return 200, presenters.payment_intent(intent, params.get("expand"))

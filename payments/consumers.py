@@ -1,0 +1,169 @@
+"""Live feeds over websockets: they subscribe and render, nothing else (STYLE 11).
+
+- `/ws/events/` — every event: staff see every merchant (`?merchant=<id>`
+  narrows to one), merchant users their own merchant only (asking for
+  another is refused);
+- `/ws/payments/<pi id>/` — one payment's timeline; another merchant's
+  payment is "not found" (close 4404), as everywhere else.
+
+Authentication is the Django session (AuthMiddlewareStack), the origin is
+checked by AllowedHostsOriginValidator in config.asgi, the role here through
+accounts.roles; a refused connection is closed before the handshake
+completes, with a 44xx code naming why.
+
+Each message is `{"type": "event", "position": n, "event": {Stripe event}}`,
+rendered from the snapshot the relay pushed: no query per message.
+
+Resuming: a client that reconnects with `?last_event_id=evt_…` first gets,
+from the event log, every event in its scope published after that one, in
+publication order, then live events — no gap, no duplicate. The cursor is the
+outbox `position` (the relay's publication order; see
+payments.services.outbox for why ids are not): the consumer joins its groups
+*before* reading the log, so an event published meanwhile is either in the
+log read or queued behind it, and every message at or below the last
+position sent is dropped. Live messages can be repeated by a relay that
+died mid-batch (at least once); the same rule drops those.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from accounts import roles
+from payments.models import OutboxMessage, PaymentIntent
+from payments.relay import ensure_embedded_relay
+from payments.services.outbox import (
+    ALL_GROUP,
+    merchant_group,
+    payment_group,
+    push_message,
+    reading_published,
+)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+CLOSE_BAD_CURSOR = 4409
+REPLAY_CHUNK = 500
+
+
+class _FeedConsumer(AsyncJsonWebsocketConsumer):
+    """Shared: groups, replay after a cursor, dropping what was already sent."""
+
+    groups_joined: list[str]
+    # Which log rows the replay may read: a filter on OutboxMessage.
+    scope_filter: dict[str, Any]
+    position: int
+
+    def query(self, name: str) -> str | None:
+        values = parse_qs(self.scope.get("query_string", b"").decode()).get(name)
+        return values[0] if values else None
+
+    async def start(self, groups: list[str], scope_filter: dict[str, Any]) -> None:
+        self.groups_joined = []
+        self.scope_filter = scope_filter
+        self.position = 0
+        last_event_id = self.query("last_event_id")
+        cursor = None
+        if last_event_id:
+            cursor = await self._position_of(last_event_id)
+            if cursor is None:
+                await self.close(code=CLOSE_BAD_CURSOR)
+                return
+        # Join first, read the log second: see the module docstring.
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.append(group)
+        ensure_embedded_relay()
+        await self.accept()
+        if cursor is not None:
+            self.position = cursor
+            while True:
+                missed = await self._published_after(self.position)
+                for message in missed:
+                    await self._send(message)
+                if len(missed) < REPLAY_CHUNK:
+                    break
+
+    @database_sync_to_async
+    def _position_of(self, event_id: str) -> int | None:
+        with reading_published():
+            return (
+                OutboxMessage.objects.filter(event_id=event_id, position__isnull=False)
+                .filter(**self.scope_filter)
+                .values_list("position", flat=True)
+                .first()
+            )
+
+    @database_sync_to_async
+    def _published_after(self, position: int) -> list[dict[str, Any]]:
+        with reading_published():
+            rows = list(
+                OutboxMessage.objects.filter(position__gt=position)
+                .filter(**self.scope_filter)
+                .select_related("event")
+                .order_by("position")[:REPLAY_CHUNK]
+            )
+        return [push_message(row.event, row.position or 0) for row in rows]
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        if message["position"] <= self.position:
+            return
+        self.position = message["position"]
+        await self.send_json(
+            {"type": "event", "position": message["position"], "event": message["event"]}
+        )
+
+    async def event_push(self, message: dict[str, Any]) -> None:
+        await self._send(message)
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+
+class EventFeedConsumer(_FeedConsumer):
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if not roles.any_role(user):
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        wanted = self.query("merchant")
+        scope = roles.merchant_scope(user)
+        if scope is None and not wanted:
+            await self.start([ALL_GROUP], {})
+            return
+        try:
+            merchant_id = int(wanted) if wanted else scope
+        except ValueError:
+            merchant_id = None
+        if merchant_id is None or not roles.can_view_merchant(user, merchant_id):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        await self.start([merchant_group(merchant_id)], {"merchant_id": merchant_id})
+
+
+class PaymentTimelineConsumer(_FeedConsumer):
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if not roles.any_role(user):
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        payment_id = self.scope["url_route"]["kwargs"]["payment_id"]
+        merchant_id = await self._merchant_of(payment_id)
+        if merchant_id is None or not roles.can_view_merchant(user, merchant_id):
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        await self.start([payment_group(payment_id)], {"event__payment_intent_id": payment_id})
+
+    @database_sync_to_async
+    def _merchant_of(self, payment_id: str) -> int | None:
+        return (
+            PaymentIntent.objects.filter(pk=payment_id)
+            .values_list("merchant_id", flat=True)
+            .first()
+        )

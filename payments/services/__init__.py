@@ -1,0 +1,1 @@
+"""Writes of the payments domain: one module per concern, one transaction per call."""

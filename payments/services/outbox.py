@@ -1,0 +1,339 @@
+"""The outbox relay: committed events out to websockets and webhooks (DESIGN rule 7).
+
+`append_event` writes an OutboxMessage in the payment's transaction. A relay
+publishes unpublished messages, oldest id first, in one transaction:
+
+1. on PostgreSQL it takes a transaction-scoped advisory lock
+   (`pg_advisory_xact_lock`), so exactly one relay publishes at a time and
+   the others wait their turn, then find those rows published (a relay
+   killed mid-batch drops its connection; PostgreSQL rolls its transaction
+   back and frees the lock for the next). SQLite needs no lock: writers are
+   serialised by `BEGIN IMMEDIATE`, which the settings make every
+   transaction take;
+2. it picks the rows with `FOR UPDATE SKIP LOCKED` (PostgreSQL) and marks
+   each with a conditional UPDATE (`… WHERE published_at IS NULL`), so even
+   without the lock no row is published by two relays;
+3. it gives each row the next `position` — the order of publication;
+4. it owes each event to every enabled endpoint subscribed to its type
+   (WebhookDelivery, unique per (endpoint, event): a re-publish never owes
+   twice) and queues their delivery tasks on commit;
+5. it pushes each event, with its Stripe snapshot, to the channel-layer
+   groups `events.all`, `merchant.<id>` and `payment.<pi id>`;
+6. it commits.
+
+Why push before commit, inside the lock: the push order is then exactly the
+`position` order, across relays, which is what lets a reconnecting websocket
+resume after the position of the last event it saw with no gap and no
+duplicate (payments.consumers). A relay that dies after pushing and before
+committing leaves the rows unpublished, and they are pushed again — at least
+once; consumers drop what they have already sent. If the channel layer is
+down (Redis stopped) the push raises, nothing is marked, and the rows wait
+for the next round: a delay, never a loss.
+
+Websockets read the log through `reading_published`, which waits for an
+in-flight batch to commit, so a push they missed while joining is in what
+they read.
+
+Why ids are not the cursor: on PostgreSQL a lower id may commit after a
+higher one has been published; the position is assigned at publication.
+
+Who runs a relay (docs: settings PAYLAB_RELAY_*):
+- embedded mode: the in-memory channel layer exists only inside the daphne
+  process, so daphne runs the loop itself (payments.relay.EmbeddedRelay,
+  started by the first websocket connect, polling every ~50 ms and woken at
+  once by commits made in that process). The worker's beat sweep publishes
+  only rows older than PAYLAB_OUTBOX_SWEEP_GRACE_SECONDS, so webhooks still
+  leave when no daphne runs;
+- full mode: `manage.py relay` (a Procfile process), woken by a Redis
+  PUBLISH sent after each commit and polling as a fallback, plus the same
+  sweep task.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Max, Min
+from django.utils import timezone
+
+from payments import presenters
+from payments.models import Event, OutboxMessage, WebhookDelivery, WebhookEndpoint
+
+log = logging.getLogger(__name__)
+
+# Any constant shared by every relay; "PAYOUTBX" in ASCII.
+ADVISORY_LOCK_KEY = 0x5041594F55544258 & 0x7FFFFFFFFFFFFFFF
+NUDGE_CHANNEL = "paylab:outbox:nudge"
+ALL_GROUP = "events.all"
+PUSH_TYPE = "event.push"
+
+
+def merchant_group(merchant_id: int) -> str:
+    return f"merchant.{merchant_id}"
+
+
+def payment_group(payment_intent_id: str) -> str:
+    return f"payment.{payment_intent_id}"
+
+
+def relay_name(kind: str) -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{kind}"[:64]
+
+
+def push_message(event: Event, position: int) -> dict[str, Any]:
+    """What consumers receive: everything they render, so no query per message."""
+    return {
+        "type": PUSH_TYPE,
+        "position": position,
+        "merchant_id": event.merchant_id,
+        "payment_intent": event.payment_intent_id,
+        "event": presenters.event(event),
+    }
+
+
+# --- Publishing ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Published:
+    count: int
+    deliveries: list[int]
+
+
+# Held by a relay of this process while it publishes, and by consumers while
+# they read what was published: on SQLite a reader does not wait for the
+# writer, and the only pushes that reach this process's pages come from
+# this process (see `reading_published`).
+_publishing = threading.Lock()
+
+
+def _take_lock() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
+
+
+@contextmanager
+def reading_published() -> Iterator[None]:
+    """Read the published log only between two relay batches.
+
+    A relay pushes a batch before it commits it; a websocket joining its
+    groups during that window would miss the pushes and, reading the log,
+    not yet see the rows. Reading inside this barrier waits for the batch
+    to commit: a shared advisory lock against the relays' exclusive one on
+    PostgreSQL, the process lock otherwise (in embedded mode only daphne's
+    own relay pushes to its pages)."""
+    with _publishing:
+        if connection.vendor != "postgresql":
+            yield
+            return
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [ADVISORY_LOCK_KEY])
+            yield
+
+
+def _pick(limit: int, cutoff: datetime | None) -> list[int]:
+    table = OutboxMessage._meta.db_table
+    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    young = "" if cutoff is None else " AND created <= %s"
+    params: list[Any] = [] if cutoff is None else [cutoff]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {table} WHERE published_at IS NULL{young} "  # noqa: S608
+            f"ORDER BY id LIMIT %s{lock}",
+            [*params, limit],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _owe_webhooks(events: list[Event], now: datetime) -> list[int]:
+    """Create the deliveries these events owe; ids of those not yet tried."""
+    merchants = {e.merchant_id for e in events}
+    endpoints: dict[int, list[WebhookEndpoint]] = defaultdict(list)
+    for endpoint in WebhookEndpoint.objects.filter(
+        merchant_id__in=merchants,
+        status=WebhookEndpoint.Status.ENABLED,
+        deleted_at__isnull=True,
+    ):
+        endpoints[endpoint.merchant_id].append(endpoint)
+    if not endpoints:
+        return []
+    owed = [
+        WebhookDelivery(
+            endpoint=endpoint,
+            event=event,
+            merchant_id=event.merchant_id,
+            next_attempt_at=now,
+            created=now,
+        )
+        for event in events
+        for endpoint in endpoints.get(event.merchant_id, ())
+        if endpoint.subscribes_to(event.type)
+    ]
+    if not owed:
+        return []
+    # A re-publish (a relay that died before committing, or a sweep racing
+    # the relay on SQLite) finds the rows there: the constraint keeps one.
+    WebhookDelivery.objects.bulk_create(owed, ignore_conflicts=True)
+    return list(
+        WebhookDelivery.objects.filter(
+            event_id__in=[e.pk for e in events],
+            status=WebhookDelivery.Status.PENDING,
+            attempts=0,
+        ).values_list("pk", flat=True)
+    )
+
+
+def _push(messages: list[tuple[Event, int]]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+
+    async def send_all() -> None:
+        for event, position in messages:
+            message = push_message(event, position)
+            await layer.group_send(ALL_GROUP, message)
+            await layer.group_send(merchant_group(event.merchant_id), message)
+            if event.payment_intent_id:
+                await layer.group_send(payment_group(event.payment_intent_id), message)
+
+    async_to_sync(send_all)()
+
+
+def outbox_publish(
+    *,
+    relay: str,
+    limit: int | None = None,
+    older_than: float = 0.0,
+    now: datetime | None = None,
+    on_deliveries: Callable[[list[int]], None] | None = None,
+) -> Published:
+    """Publish up to `limit` unpublished messages, oldest first (see the module
+    docstring for the steps and why). Only rows created at least `older_than`
+    seconds ago are taken. Returns how many were published and the webhook
+    deliveries created; `on_deliveries` is called with those after commit
+    (default: queue one delivery task each)."""
+    limit = limit or settings.PAYLAB_RELAY_BATCH
+    now = now or timezone.now()
+    # A read with no lock first: an idle relay polling every 50 ms must not
+    # take SQLite's write lock (BEGIN IMMEDIATE) or PostgreSQL's lock each time.
+    # (Clock-stamped services may stamp rows in the future: no age filter
+    # unless asked for one.)
+    cutoff = now - timedelta(seconds=older_than) if older_than else None
+    pending = OutboxMessage.objects.filter(published_at__isnull=True)
+    if not (pending if cutoff is None else pending.filter(created__lte=cutoff)).exists():
+        return Published(0, [])
+    with _publishing, transaction.atomic():
+        _take_lock()
+        ids = _pick(limit, cutoff)
+        if not ids:
+            return Published(0, [])
+        rows = list(OutboxMessage.objects.filter(pk__in=ids).select_related("event").order_by("pk"))
+        base = OutboxMessage.objects.aggregate(top=Max("position"))["top"] or 0
+        table = OutboxMessage._meta.db_table
+        marks = [(base + i + 1, now, relay, now, row.pk) for i, row in enumerate(rows)]
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {table} SET position = %s, published_at = %s, claimed_by = %s, "  # noqa: S608
+                "claimed_until = %s, attempts = attempts + 1 "
+                "WHERE id = %s AND published_at IS NULL",
+                marks,
+            )
+        events = [row.event for row in rows]
+        deliveries = _owe_webhooks(events, now)
+        _push([(row.event, base + i + 1) for i, row in enumerate(rows)])
+        callback = on_deliveries or _queue_deliveries
+        if deliveries:
+            transaction.on_commit(lambda: callback(deliveries))
+    return Published(len(rows), deliveries)
+
+
+def _queue_deliveries(delivery_ids: list[int]) -> None:
+    from payments import tasks
+
+    for delivery_id in delivery_ids:
+        try:
+            tasks.deliver_webhook.delay(delivery_id)
+        except Exception:  # broker down: the delivery sweep picks it up
+            log.warning("webhook delivery %s not queued; the sweep will", delivery_id)
+            return
+
+
+# --- Lag -------------------------------------------------------------------------
+
+
+def outbox_lag(now: datetime | None = None) -> dict[str, Any]:
+    """Backlog and age of the oldest unpublished message (for /readyz)."""
+    now = now or timezone.now()
+    unpublished = OutboxMessage.objects.filter(published_at__isnull=True)
+    oldest = unpublished.aggregate(oldest=Min("created"))["oldest"]
+    return {
+        "backlog": unpublished.count(),
+        "oldest_age_seconds": round((now - oldest).total_seconds(), 3) if oldest else 0.0,
+    }
+
+
+# --- Nudges ----------------------------------------------------------------------
+
+_local_wakers: list[Callable[[], None]] = []
+_redis_lock = threading.Lock()
+_redis_client: Any = None
+
+
+def add_local_waker(wake: Callable[[], None]) -> None:
+    """An in-process relay (daphne, embedded mode) asks to be woken by commits."""
+    _local_wakers.append(wake)
+
+
+def remove_local_waker(wake: Callable[[], None]) -> None:
+    if wake in _local_wakers:
+        _local_wakers.remove(wake)
+
+
+def _redis() -> Any:
+    global _redis_client
+    with _redis_lock:
+        if _redis_client is None:
+            import redis
+
+            _redis_client = redis.Redis.from_url(
+                str(settings.REDIS_URL), socket_timeout=0.2, socket_connect_timeout=0.2
+            )
+        return _redis_client
+
+
+def nudge() -> None:
+    """Wake the relays now: in-process ones directly, others by a Redis
+    PUBLISH (one round trip per transaction). A lost nudge costs one poll
+    interval, never an event."""
+    for wake in list(_local_wakers):
+        wake()
+    if settings.REDIS_URL:
+        try:
+            _redis().publish(NUDGE_CHANNEL, b"1")
+        except Exception:  # Redis down: the relays' polling covers it
+            log.debug("outbox nudge not sent", exc_info=True)
+
+
+def nudge_on_commit() -> None:
+    """Schedule one nudge for the current transaction, however many events it appends."""
+    if not connection.in_atomic_block:
+        nudge()
+        return
+    # Entries are (savepoint ids, callable, robust).
+    if any(entry[1] is nudge for entry in connection.run_on_commit):
+        return
+    transaction.on_commit(nudge)

@@ -1,0 +1,147 @@
+"""The two append-only writes every money movement makes: events and ledger.
+
+`append_event` adds an Event and its OutboxMessage in the caller's
+transaction (DESIGN rule 7: what leaves the database is read from committed
+events). `post_ledger` adds a balanced LedgerTransaction (DESIGN rule 4):
+it refuses entries whose debits and credits differ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from payments import context, ids
+from payments.models import Event, LedgerEntry, LedgerTransaction, OutboxMessage, PaymentIntent
+from payments.models.ledger import Account, Side
+from payments.services import outbox
+
+
+class LedgerImbalance(Exception):
+    pass
+
+
+def append_event(
+    *,
+    merchant_id: int,
+    type: str,
+    data: dict[str, Any],
+    now: datetime,
+    intent: PaymentIntent | None = None,
+    from_status: str = "",
+    to_status: str = "",
+    delta: dict[str, int] | None = None,
+) -> Event:
+    """Append one event (and its outbox row). With `intent` (locked by the
+    caller), the event takes the payment's next sequence number."""
+    sequence = None
+    if intent is not None:
+        intent.event_sequence += 1
+        sequence = intent.event_sequence
+    request = context.current()
+    event = Event(
+        id=ids.new_id("evt", now),
+        merchant_id=merchant_id,
+        payment_intent=intent,
+        sequence=sequence,
+        type=type,
+        from_status=from_status,
+        to_status=to_status,
+        data=data,
+        delta=delta or {},
+        request_id=request.request_id,
+        idempotency_key=request.idempotency_key,
+        created=now,
+    )
+    event.save(force_insert=True)
+    OutboxMessage.objects.create(event=event, merchant_id=merchant_id, created=now)
+    outbox.nudge_on_commit()
+    return event
+
+
+@dataclass(frozen=True)
+class Entry:
+    account: Account
+    side: Side
+    amount: int
+
+
+def post_ledger(
+    *,
+    merchant_id: int,
+    type: LedgerTransaction.Type,
+    currency: str,
+    source: str,
+    entries: list[Entry],
+    now: datetime,
+    payment_intent_id: str | None = None,
+    description: str = "",
+) -> LedgerTransaction:
+    """Post one balanced transaction. amount/fee/net describe its effect on
+    the merchant balance, as Stripe's balance transaction does."""
+    entries = [e for e in entries if e.amount != 0]
+    debits = sum(e.amount for e in entries if e.side == Side.DEBIT)
+    credits = sum(e.amount for e in entries if e.side == Side.CREDIT)
+    if debits != credits or not entries or any(e.amount < 0 for e in entries):
+        raise LedgerImbalance(f"{type} {source}: debits {debits} != credits {credits}")
+    net = sum(
+        e.amount if e.side == Side.CREDIT else -e.amount
+        for e in entries
+        if e.account == Account.MERCHANT_BALANCE
+    )
+    fee = sum(
+        e.amount if e.side == Side.CREDIT else -e.amount
+        for e in entries
+        if e.account == Account.FEE_REVENUE
+    )
+    txn = LedgerTransaction.objects.create(
+        id=ids.new_id("txn", now),
+        merchant_id=merchant_id,
+        type=type,
+        currency=currency,
+        amount=net + fee,
+        fee=fee,
+        net=net,
+        source=source,
+        payment_intent_id=payment_intent_id,
+        description=description,
+        created=now,
+    )
+    LedgerEntry.objects.bulk_create(
+        LedgerEntry(
+            transaction=txn,
+            merchant_id=merchant_id,
+            account=e.account,
+            side=e.side,
+            amount=e.amount,
+            currency=currency,
+        )
+        for e in entries
+    )
+    return txn
+
+
+D, C = Side.DEBIT, Side.CREDIT
+CLEARING, BALANCE, FEES = Account.PROCESSOR_CLEARING, Account.MERCHANT_BALANCE, Account.FEE_REVENUE
+
+
+def charge_entries(amount: int, fee: int) -> list[Entry]:
+    """Captured funds: the acquirer owes them; the merchant is owed them less the fee."""
+    return [Entry(CLEARING, D, amount), Entry(BALANCE, C, amount - fee), Entry(FEES, C, fee)]
+
+
+def refund_entries(amount: int) -> list[Entry]:
+    return [Entry(BALANCE, D, amount), Entry(CLEARING, C, amount)]
+
+
+def refund_failure_entries(amount: int) -> list[Entry]:
+    return [Entry(CLEARING, D, amount), Entry(BALANCE, C, amount)]
+
+
+def dispute_entries(amount: int, fee: int) -> list[Entry]:
+    return [Entry(BALANCE, D, amount + fee), Entry(CLEARING, C, amount), Entry(FEES, C, fee)]
+
+
+def dispute_reversal_entries(amount: int) -> list[Entry]:
+    return [Entry(CLEARING, D, amount), Entry(BALANCE, C, amount)]

@@ -1,0 +1,149 @@
+"""The one write path of a payment's status and amounts (STYLE 3).
+
+Callers lock the payment row (`lock_intent`), then call `transition` once
+per state change. It asks the state machine for the new status (raising the
+400 `payment_intent_unexpected_state` for an illegal move, before anything
+is written), applies the field changes, bumps the version, saves the
+projection and appends the events — the first one carrying the status
+change and the delta of the projected amounts, which is what
+`payments.services.rebuild` folds to recompute the payment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from payments import presenters
+from payments.errors import missing, unexpected_state
+from payments.models import PaymentIntent
+from payments.services.records import append_event
+from payments.state_machine import Action, IllegalTransition, next_status
+
+# The projected amounts the event log carries as deltas.
+PROJECTED_AMOUNTS = (
+    "amount",
+    "amount_capturable",
+    "amount_received",
+    "amount_refunded",
+    "amount_disputed",
+)
+
+# An event to emit: its type and the object whose snapshot it carries (a
+# model instance presented *after* the change, or a ready dict).
+Emit = tuple[str, Any]
+
+
+def lock_intent(*, merchant_id: int | None, intent_id: str) -> PaymentIntent:
+    """The payment row, locked until the end of the transaction.
+
+    Concurrent captures, refunds and confirmations of one payment queue here
+    (PostgreSQL row lock; SQLite serialises writers at BEGIN IMMEDIATE).
+    Another merchant's payment is "no such payment" — a 404, never a 403.
+    """
+    query = PaymentIntent.objects.select_for_update().filter(pk=intent_id)
+    if merchant_id is not None:
+        query = query.filter(merchant_id=merchant_id)
+    intent = query.first()
+    if intent is None:
+        raise missing("payment_intent", intent_id)
+    return intent
+
+
+def check(intent: PaymentIntent, action: Action) -> None:
+    """Refuse an illegal action before any other work is done."""
+    try:
+        next_status(intent.status, action)
+    except IllegalTransition as error:
+        raise unexpected_state(error) from None
+
+
+def _snapshot(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, dict):
+        return obj
+    presenter: Callable[[Any], dict[str, Any]] = getattr(presenters, _presenter_name(obj))
+    return presenter(obj)
+
+
+def _presenter_name(obj: Any) -> str:
+    return {
+        "PaymentIntent": "payment_intent",
+        "Charge": "charge",
+        "Refund": "refund",
+        "Dispute": "dispute",
+        "PaymentMethod": "payment_method",
+        "Customer": "customer",
+    }[type(obj).__name__]
+
+
+def transition(
+    intent: PaymentIntent,
+    action: Action,
+    *,
+    now: datetime,
+    emits: Sequence[Emit],
+    changes: dict[str, Any] | None = None,
+) -> PaymentIntent:
+    """Move a locked payment by `action`; save it; append `emits` in order."""
+    try:
+        new_status = next_status(intent.status, action)
+    except IllegalTransition as error:
+        raise unexpected_state(error) from None
+    before = {name: getattr(intent, name) for name in PROJECTED_AMOUNTS}
+    old_status = intent.status
+    for name, value in (changes or {}).items():
+        setattr(intent, name, value)
+    intent.status = new_status
+    intent.version += 1
+    intent.updated = now
+    delta = {
+        name: getattr(intent, name) - before[name]
+        for name in PROJECTED_AMOUNTS
+        if getattr(intent, name) != before[name]
+    }
+    _append(intent, emits, now=now, from_status=old_status, delta=delta)
+    intent.save()
+    return intent
+
+
+def record_creation(intent: PaymentIntent, *, now: datetime, emits: Sequence[Emit]) -> None:
+    """The first events of a new payment: sequence 1 carries its initial
+    status and amount, so the fold starts from nothing."""
+    delta = {name: getattr(intent, name) for name in PROJECTED_AMOUNTS if getattr(intent, name)}
+    _append(intent, emits, now=now, from_status="", delta=delta)
+    intent.save(update_fields=["event_sequence"])
+
+
+def record_without_transition(
+    intent: PaymentIntent, *, now: datetime, emits: Sequence[Emit]
+) -> PaymentIntent:
+    """A change outside the lifecycle (metadata on a settled payment): the
+    status and the amounts stay; the events still record it."""
+    intent.version += 1
+    intent.updated = now
+    _append(intent, emits, now=now, from_status=intent.status, delta={})
+    intent.save()
+    return intent
+
+
+def _append(
+    intent: PaymentIntent,
+    emits: Sequence[Emit],
+    *,
+    now: datetime,
+    from_status: str,
+    delta: dict[str, int],
+) -> None:
+    for index, (event_type, obj) in enumerate(emits):
+        first = index == 0
+        append_event(
+            merchant_id=intent.merchant_id,
+            type=event_type,
+            data=_snapshot(obj),
+            now=now,
+            intent=intent,
+            from_status=from_status if first else "",
+            to_status=intent.status if first else "",
+            delta=delta if first else None,
+        )

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from payments import views
+
+app_name = "payments"
+
+urlpatterns = [
+    path("hosted/3ds/<str:token>/", views.three_ds_challenge, name="three_ds_challenge"),
+]

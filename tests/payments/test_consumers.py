@@ -1,0 +1,260 @@
+"""The live feeds: who may connect, what each sees, and resuming after a
+reconnect with exactly the missed events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client, override_settings
+
+from accounts.models import Merchant, User
+from config.asgi import application
+from payments import relay
+from payments.models import Event
+from payments.models.intents import CaptureMethod
+from payments.services import intents, outbox
+from tests.conftest import MerchantWithKey
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def relay_driven_by_the_test() -> Iterator[None]:
+    """The tests publish explicitly, so they know when events go out."""
+    with override_settings(PAYLAB_RELAY_IN_WEB=False):
+        yield
+
+
+def _cookie(user: User) -> str:
+    client = Client()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+async def connect(
+    path: str, user: User | None = None, origin: bytes = b"http://localhost"
+) -> tuple[WebsocketCommunicator, bool, Any]:
+    headers = [(b"origin", origin), (b"host", b"localhost")]
+    if user is not None:
+        cookie = await database_sync_to_async(_cookie)(user)
+        headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    connected, code = await communicator.connect()
+    return communicator, connected, code
+
+
+@database_sync_to_async
+def pay(merchant: Merchant) -> tuple[str, list[str]]:
+    """A successful payment; its id and its event ids in order."""
+    intent = intents.payment_intent_create(
+        merchant=merchant,
+        amount=1_500,
+        currency="usd",
+        capture_method=CaptureMethod.AUTOMATIC,
+        payment_method="pm_card_visa",
+        confirm=True,
+    ).intent
+    events = Event.objects.filter(payment_intent=intent).order_by("sequence")
+    return intent.pk, [e.pk for e in events]
+
+
+@database_sync_to_async
+def publish() -> int:
+    return outbox.outbox_publish(relay="test", on_deliveries=lambda _: None).count
+
+
+async def received_ids(communicator: WebsocketCommunicator, count: int) -> list[str]:
+    messages = [await communicator.receive_json_from(timeout=5) for _ in range(count)]
+    assert all(m["type"] == "event" for m in messages)
+    assert [m["position"] for m in messages] == sorted(m["position"] for m in messages)
+    return [m["event"]["id"] for m in messages]
+
+
+async def test_an_unauthenticated_connection_is_refused() -> None:
+    _, connected, code = await connect("/ws/events/")
+
+    assert not connected
+    assert code == 4401
+
+
+async def test_a_connection_from_another_origin_is_refused(admin_user: User) -> None:
+    _, connected, _ = await connect("/ws/events/", admin_user, origin=b"http://evil.example")
+
+    assert not connected
+
+
+@pytest.mark.parametrize("path", ["/ws/events/?merchant={b}", "/ws/payments/{pi_b}/"])
+async def test_a_merchant_user_cannot_watch_another_merchant(
+    owner_a: User, merchant_b: MerchantWithKey, path: str
+) -> None:
+    pi_b, _ = await pay(merchant_b.merchant)
+
+    _, connected, code = await connect(path.format(b=merchant_b.merchant.pk, pi_b=pi_b), owner_a)
+
+    assert not connected
+    assert code == (4403 if "merchant=" in path else 4404)
+
+
+async def test_an_unknown_payment_is_not_found(admin_user: User) -> None:
+    _, connected, code = await connect("/ws/payments/pi_doesnotexist/", admin_user)
+
+    assert not connected and code == 4404
+
+
+async def test_a_merchant_user_receives_only_its_merchants_events(
+    owner_a: User, merchant_a: MerchantWithKey, merchant_b: MerchantWithKey
+) -> None:
+    # given merchant A's owner on the feed
+    communicator, connected, _ = await connect("/ws/events/", owner_a)
+    assert connected
+
+    # when both merchants take payments and the relay publishes
+    await pay(merchant_b.merchant)
+    _, events_a = await pay(merchant_a.merchant)
+    await publish()
+
+    # then only A's arrive, rendered from the pushed snapshot
+    assert await received_ids(communicator, len(events_a)) == events_a
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()
+
+
+@pytest.fixture(params=["admin_user", "operator_user", "viewer_user"])
+def staff(request: pytest.FixtureRequest) -> User:
+    return request.getfixturevalue(request.param)
+
+
+async def test_staff_receive_every_merchant_or_the_one_they_filter(
+    staff: User, merchant_a: MerchantWithKey, merchant_b: MerchantWithKey
+) -> None:
+    everything, connected_all, _ = await connect("/ws/events/", staff)
+    only_b, connected_b, _ = await connect(f"/ws/events/?merchant={merchant_b.merchant.pk}", staff)
+    assert connected_all and connected_b
+
+    _, events_a = await pay(merchant_a.merchant)
+    _, events_b = await pay(merchant_b.merchant)
+    await publish()
+
+    assert await received_ids(everything, len(events_a) + len(events_b)) == events_a + events_b
+    assert await received_ids(only_b, len(events_b)) == events_b
+    assert await only_b.receive_nothing(timeout=0.3)
+    await everything.disconnect()
+    await only_b.disconnect()
+
+
+async def test_the_payment_feed_carries_only_that_payments_events(
+    developer_a: User, merchant_a: MerchantWithKey
+) -> None:
+    watched, _ = await pay(merchant_a.merchant)
+    await publish()
+    communicator, connected, _ = await connect(f"/ws/payments/{watched}/", developer_a)
+    assert connected
+
+    await pay(merchant_a.merchant)
+    refund_events = await database_sync_to_async(_refund)(merchant_a.merchant, watched)
+    await publish()
+
+    assert await received_ids(communicator, len(refund_events)) == refund_events
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()
+
+
+def _refund(merchant: Merchant, payment_id: str) -> list[str]:
+    from payments.services import refunds
+
+    before = set(Event.objects.filter(payment_intent_id=payment_id).values_list("pk", flat=True))
+    refunds.refund_create(merchant=merchant, payment_intent=payment_id, amount=500)
+    return list(
+        Event.objects.filter(payment_intent_id=payment_id)
+        .exclude(pk__in=before)
+        .order_by("sequence")
+        .values_list("pk", flat=True)
+    )
+
+
+async def test_a_reconnect_receives_the_gap_exactly_once_then_live_events(
+    viewer_a: User, merchant_a: MerchantWithKey, merchant_b: MerchantWithKey
+) -> None:
+    # given a client that saw one payment's events, then went away
+    first, connected, _ = await connect("/ws/events/", viewer_a)
+    assert connected
+    _, seen = await pay(merchant_a.merchant)
+    await publish()
+    assert await received_ids(first, len(seen)) == seen
+    await first.disconnect()
+
+    # while away, two payments of its merchant (and one of another) went out
+    _, missed_1 = await pay(merchant_a.merchant)
+    await pay(merchant_b.merchant)
+    _, missed_2 = await pay(merchant_a.merchant)
+    await publish()
+
+    # when it reconnects with the last event id it saw
+    again, connected, _ = await connect(f"/ws/events/?last_event_id={seen[-1]}", viewer_a)
+    assert connected
+    _, live = await pay(merchant_a.merchant)
+    await publish()
+
+    # then the missed events first, in publication order, then the live ones, once
+    expected = missed_1 + missed_2 + live
+    assert await received_ids(again, len(expected)) == expected
+    assert await again.receive_nothing(timeout=0.3)
+    await again.disconnect()
+
+
+async def test_repeated_pushes_are_dropped(viewer_a: User, merchant_a: MerchantWithKey) -> None:
+    communicator, connected, _ = await connect("/ws/events/", viewer_a)
+    assert connected
+    _, events = await pay(merchant_a.merchant)
+    await publish()
+    assert await received_ids(communicator, len(events)) == events
+
+    # when a relay pushes the same batch again (at least once)
+    await database_sync_to_async(_push_again)(events)
+
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()
+
+
+def _push_again(event_ids: list[str]) -> None:
+    from payments.models import OutboxMessage
+
+    rows = OutboxMessage.objects.filter(event_id__in=event_ids).select_related("event")
+    outbox._push([(row.event, row.position or 0) for row in rows.order_by("position")])
+
+
+@pytest.mark.parametrize("cursor", ["evt_unknown", "other merchant"])
+async def test_a_reconnect_with_an_unknown_cursor_is_refused(
+    viewer_a: User, merchant_b: MerchantWithKey, cursor: str
+) -> None:
+    if cursor == "other merchant":
+        _, events_b = await pay(merchant_b.merchant)
+        await publish()
+        cursor = events_b[0]
+
+    _, connected, code = await connect(f"/ws/events/?last_event_id={cursor}", viewer_a)
+
+    assert not connected and code == 4409
+
+
+async def test_in_embedded_mode_the_web_process_relays_by_itself(
+    owner_a: User, merchant_a: MerchantWithKey
+) -> None:
+    # given the relay loop that daphne runs, started by the first connect
+    with override_settings(PAYLAB_RELAY_IN_WEB=True):
+        communicator, connected, _ = await connect("/ws/events/", owner_a)
+        assert connected
+        try:
+            # when a payment commits, with nobody publishing explicitly
+            _, events = await pay(merchant_a.merchant)
+
+            # then it arrives
+            assert await received_ids(communicator, len(events)) == events
+        finally:
+            await communicator.disconnect()
+            await relay.embedded.stop()
