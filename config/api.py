@@ -206,6 +206,8 @@ class AlwaysJson(DefaultContentNegotiation):
     """Stripe answers JSON whatever the `Accept` header says; so does PayLab
     (a browser's `Accept: text/html` must not turn a 401 into a 406)."""
 
-    def select_renderer(self, request: Any, renderers: list[Any], format_suffix: str | None = None) -> Any:
-        renderer = renderers[0]
+    def select_renderer(
+        self, request: Any, renderers: Iterable[Any], format_suffix: str | None = None
+    ) -> Any:
+        renderer = next(iter(renderers))
         return renderer, renderer.media_type

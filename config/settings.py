@@ -198,7 +198,10 @@ CELERY_BEAT_SCHEDULE = {
     "purge-idempotency-keys": {"task": "payments.tasks.purge_idempotency_keys", "schedule": 3600.0},
     # Safety nets behind the nudged relay and the on-commit delivery tasks.
     "sweep-outbox": {"task": "payments.tasks.sweep_outbox", "schedule": 5.0},
-    "sweep-webhook-deliveries": {"task": "payments.tasks.sweep_webhook_deliveries", "schedule": 5.0},
+    "sweep-webhook-deliveries": {
+        "task": "payments.tasks.sweep_webhook_deliveries",
+        "schedule": 5.0,
+    },
 }
 
 # --- Outbox relay and webhooks ----------------------------------------------

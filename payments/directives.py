@@ -14,7 +14,7 @@ Directives, separated by `;` or `,`, each `name=value`:
 | `latency` | `250ms`, `1.5s` (≤ 30 s) | the processor answers after that long |
 | `processor_error` | `timeout`, `processor_unavailable` | the processor fails (retryable: failover applies) |
 | `processor` | a processor name | route to it, whatever the rules say |
-| `http` | 400–599 | PayLab answers with that status and does nothing |
+| `http` | 400-599 | PayLab answers with that status and does nothing |
 | `at` | `confirm`, `capture`, `refund`, `any` | which operation the others apply to (default `confirm`) |
 
 Malformed text is a 400 naming the directive; nothing is parsed loosely.
@@ -66,7 +66,13 @@ class Directives:
 
     @property
     def empty(self) -> bool:
-        return not (self.decline or self.latency_ms is not None or self.processor_error or self.processor or self.http)
+        return not (
+            self.decline
+            or self.latency_ms is not None
+            or self.processor_error
+            or self.processor
+            or self.http
+        )
 
     def describe(self) -> str:
         return self.source
@@ -96,7 +102,9 @@ def parse(text: str | None, *, param: str = HEADER) -> Directives | None:
     for name, value in values.items():
         if name == "decline":
             if value not in DECLINE_CODES:
-                raise _bad(f"decline must be one of {', '.join(DECLINE_CODES)}; got '{value}'.", param)
+                raise _bad(
+                    f"decline must be one of {', '.join(DECLINE_CODES)}; got '{value}'.", param
+                )
             fields["decline"] = value
         elif name == "latency":
             match = _LATENCY.match(value)
@@ -109,7 +117,10 @@ def parse(text: str | None, *, param: str = HEADER) -> Directives | None:
             fields["latency_ms"] = millis
         elif name == "processor_error":
             if value not in PROCESSOR_ERRORS:
-                raise _bad(f"processor_error must be one of {', '.join(PROCESSOR_ERRORS)}; got '{value}'.", param)
+                raise _bad(
+                    f"processor_error must be one of {', '.join(PROCESSOR_ERRORS)}; got '{value}'.",
+                    param,
+                )
             fields["processor_error"] = value
         elif name == "processor":
             if not _NAME.match(value):
@@ -133,7 +144,9 @@ def parse(text: str | None, *, param: str = HEADER) -> Directives | None:
     return Directives(**fields)  # type: ignore[arg-type]
 
 
-def for_request(header: str | None, metadata: dict[str, str] | None, operation: str) -> Directives | None:
+def for_request(
+    header: str | None, metadata: dict[str, str] | None, operation: str
+) -> Directives | None:
     """The directives that apply to `operation`: the header wins over metadata."""
     directives = parse(header) if header else None
     if directives is None and metadata and metadata.get(METADATA_KEY):

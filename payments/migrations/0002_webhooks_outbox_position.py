@@ -6,90 +6,138 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('payments', '0001_initial'),
+        ("accounts", "0001_initial"),
+        ("payments", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='outboxmessage',
-            name='position',
+            model_name="outboxmessage",
+            name="position",
             field=models.BigIntegerField(blank=True, null=True, unique=True),
         ),
         migrations.CreateModel(
-            name='WebhookDelivery',
+            name="WebhookDelivery",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('merchant_id', models.BigIntegerField()),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='pending', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('locked_until', models.DateTimeField(blank=True, null=True)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
-                ('last_error', models.CharField(blank=True, default='', max_length=500)),
-                ('event', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='payments.event')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("merchant_id", models.BigIntegerField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("locked_until", models.DateTimeField(blank=True, null=True)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
+                ("last_error", models.CharField(blank=True, default="", max_length=500)),
+                (
+                    "event",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="payments.event",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='WebhookAttempt',
+            name="WebhookAttempt",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('number', models.PositiveIntegerField()),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('url', models.URLField(max_length=2048)),
-                ('request_headers', models.JSONField(default=dict)),
-                ('status_code', models.PositiveIntegerField(blank=True, null=True)),
-                ('response_excerpt', models.TextField(blank=True, default='')),
-                ('duration_ms', models.PositiveIntegerField(default=0)),
-                ('error', models.CharField(blank=True, default='', max_length=500)),
-                ('delivery', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='attempt_log', to='payments.webhookdelivery')),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("number", models.PositiveIntegerField()),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                ("url", models.URLField(max_length=2048)),
+                ("request_headers", models.JSONField(default=dict)),
+                ("status_code", models.PositiveIntegerField(blank=True, null=True)),
+                ("response_excerpt", models.TextField(blank=True, default="")),
+                ("duration_ms", models.PositiveIntegerField(default=0)),
+                ("error", models.CharField(blank=True, default="", max_length=500)),
+                (
+                    "delivery",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="attempt_log",
+                        to="payments.webhookdelivery",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
+                "ordering": ["id"],
             },
         ),
         migrations.CreateModel(
-            name='WebhookEndpoint',
+            name="WebhookEndpoint",
             fields=[
-                ('id', models.CharField(max_length=40, primary_key=True, serialize=False)),
-                ('url', models.URLField(max_length=2048)),
-                ('description', models.CharField(blank=True, default='', max_length=5000)),
-                ('enabled_events', models.JSONField(default=list)),
-                ('status', models.CharField(choices=[('enabled', 'Enabled'), ('disabled', 'Disabled')], default='enabled', max_length=16)),
-                ('secret', models.CharField(max_length=80)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('enabled_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('failing_since', models.DateTimeField(blank=True, null=True)),
-                ('disabled_reason', models.CharField(blank=True, default='', max_length=200)),
-                ('deleted_at', models.DateTimeField(blank=True, null=True)),
-                ('merchant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='webhook_endpoints', to='accounts.merchant')),
+                ("id", models.CharField(max_length=40, primary_key=True, serialize=False)),
+                ("url", models.URLField(max_length=2048)),
+                ("description", models.CharField(blank=True, default="", max_length=5000)),
+                ("enabled_events", models.JSONField(default=list)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("enabled", "Enabled"), ("disabled", "Disabled")],
+                        default="enabled",
+                        max_length=16,
+                    ),
+                ),
+                ("secret", models.CharField(max_length=80)),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                ("enabled_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("failing_since", models.DateTimeField(blank=True, null=True)),
+                ("disabled_reason", models.CharField(blank=True, default="", max_length=200)),
+                ("deleted_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "merchant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="webhook_endpoints",
+                        to="accounts.merchant",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.AddField(
-            model_name='webhookdelivery',
-            name='endpoint',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='deliveries', to='payments.webhookendpoint'),
+            model_name="webhookdelivery",
+            name="endpoint",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="deliveries",
+                to="payments.webhookendpoint",
+            ),
         ),
         migrations.AddIndex(
-            model_name='webhookendpoint',
-            index=models.Index(fields=['merchant', '-id'], name='webhook_endpoint_merchant'),
+            model_name="webhookendpoint",
+            index=models.Index(fields=["merchant", "-id"], name="webhook_endpoint_merchant"),
         ),
         migrations.AddIndex(
-            model_name='webhookdelivery',
-            index=models.Index(condition=models.Q(('status', 'pending')), fields=['next_attempt_at'], name='webhook_delivery_due'),
+            model_name="webhookdelivery",
+            index=models.Index(
+                condition=models.Q(("status", "pending")),
+                fields=["next_attempt_at"],
+                name="webhook_delivery_due",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='webhookdelivery',
-            constraint=models.UniqueConstraint(fields=('endpoint', 'event'), name='webhook_delivery_unique'),
+            model_name="webhookdelivery",
+            constraint=models.UniqueConstraint(
+                fields=("endpoint", "event"), name="webhook_delivery_unique"
+            ),
         ),
     ]

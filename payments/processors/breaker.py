@@ -50,7 +50,7 @@ class BreakerState:
         data = data or {}
         return cls(
             state=str(data.get("state", CLOSED)),
-            failures=[float(x) for x in data.get("failures", []) or []],  # type: ignore[union-attr]
+            failures=[float(x) for x in data.get("failures", []) or []],  # type: ignore[attr-defined]
             opened_at=float(data["opened_at"]) if data.get("opened_at") is not None else None,  # type: ignore[arg-type]
             probes_in_flight=int(data.get("probes_in_flight", 0) or 0),  # type: ignore[call-overload]
             successes=int(data.get("successes", 0) or 0),  # type: ignore[call-overload]
@@ -77,7 +77,11 @@ def peek(state: BreakerState, now: float, config: BreakerConfig) -> str:
     """The state as routing should see it, without claiming a probe."""
     if state.forced_open:
         return OPEN
-    if state.state == OPEN and state.opened_at is not None and now - state.opened_at >= config.open_seconds:
+    if (
+        state.state == OPEN
+        and state.opened_at is not None
+        and now - state.opened_at >= config.open_seconds
+    ):
         return HALF_OPEN
     return state.state
 
@@ -101,7 +105,9 @@ def allow(state: BreakerState, now: float, config: BreakerConfig) -> tuple[bool,
     return True, change
 
 
-def record(state: BreakerState, *, success: bool, now: float, config: BreakerConfig) -> Change | None:
+def record(
+    state: BreakerState, *, success: bool, now: float, config: BreakerConfig
+) -> Change | None:
     """Account for the outcome of one request that `allow` let through."""
     if state.state == HALF_OPEN:
         state.probes_in_flight = max(0, state.probes_in_flight - 1)

@@ -122,7 +122,9 @@ def route(
             rule_name, ordered = rule.name, _weighted_order(rule.targets, rng)
         else:
             rule_name = None
-            ordered = [p.name for p in sorted(processors.values(), key=lambda p: (p.priority, p.name))]
+            ordered = [
+                p.name for p in sorted(processors.values(), key=lambda p: (p.priority, p.name))
+            ]
     decision = Decision(rule=rule_name, candidates=[])
     for name in ordered:
         info = processors.get(name)

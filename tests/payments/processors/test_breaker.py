@@ -15,7 +15,13 @@ from payments.processors.breaker import (
     reset,
 )
 
-CONFIG = BreakerConfig(failure_threshold=5, window_seconds=60, open_seconds=30, half_open_probes=1, close_after_successes=2)
+CONFIG = BreakerConfig(
+    failure_threshold=5,
+    window_seconds=60,
+    open_seconds=30,
+    half_open_probes=1,
+    close_after_successes=2,
+)
 
 
 def _fail(state: BreakerState, times: list[float]) -> None:
