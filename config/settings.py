@@ -196,13 +196,36 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 30.0,
     },
     "purge-idempotency-keys": {"task": "payments.tasks.purge_idempotency_keys", "schedule": 3600.0},
+    # UPI settlement and confirmations whose web process died mid-latency.
+    "settle-pending-authorizations": {
+        "task": "payments.tasks.settle_pending_authorizations",
+        "schedule": 2.0,
+    },
     # Safety nets behind the nudged relay and the on-commit delivery tasks.
     "sweep-outbox": {"task": "payments.tasks.sweep_outbox", "schedule": 5.0},
     "sweep-webhook-deliveries": {
         "task": "payments.tasks.sweep_webhook_deliveries",
         "schedule": 5.0,
     },
+    # Analytics: count newly published events into the rollups (docs/analytics.md).
+    "project-rollups": {"task": "analytics.tasks.project_rollups", "schedule": 1.0},
+    "prune-rollups": {"task": "analytics.tasks.prune_rollups", "schedule": 3600.0},
 }
+# Minute rollup cells are kept this long (hours); hour and day cells forever.
+PAYLAB_ANALYTICS_MINUTE_RETENTION_HOURS = env.integer(
+    "PAYLAB_ANALYTICS_MINUTE_RETENTION_HOURS", 48, minimum=2
+)
+
+# --- Simulated processors ----------------------------------------------------
+
+# Processor settings and breaker states are cached per process this long
+# (seconds); a change made in another process is seen within it.
+PAYLAB_PROCESSOR_CACHE_SECONDS = env.number("PAYLAB_PROCESSOR_CACHE_SECONDS", 1.0, minimum=0)
+# Off: processors answer at once (a PayLab-Simulate latency still applies).
+PAYLAB_PROCESSOR_LATENCY = env.boolean("PAYLAB_PROCESSOR_LATENCY", True)
+# Off: processors never fail on their own (timeouts, unavailable, soft declines);
+# scheduled outages and PayLab-Simulate directives still apply.
+PAYLAB_PROCESSOR_FAULTS = env.boolean("PAYLAB_PROCESSOR_FAULTS", True)
 
 # --- Outbox relay and webhooks ----------------------------------------------
 
@@ -336,6 +359,9 @@ SPECTACULAR_SETTINGS = {
 }
 # Requests per second per API key unless the merchant's settings say otherwise.
 PAYLAB_RATE_LIMIT_DEFAULT = env.integer("PAYLAB_RATE_LIMIT", 100, minimum=1)
+# How long each process reuses an API key row it looked up (accounts.services):
+# a revoke elsewhere, or a merchant's new settings, take effect within it.
+PAYLAB_API_KEY_CACHE_SECONDS = env.number("PAYLAB_API_KEY_CACHE_SECONDS", 2.0, minimum=0.0)
 
 # --- Logging ----------------------------------------------------------------
 
