@@ -11,10 +11,12 @@ import hashlib
 import re
 import secrets
 import string
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -29,6 +31,45 @@ _ALPHABET = string.ascii_letters + string.digits
 # last_used_at is a hint for humans; writing it on every request would cost
 # one UPDATE per API call, so it is refreshed at most this often.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+# The key lookup is one query on every API request (~15 % of a payment's
+# cost on the hot path, DESIGN.md), so each process keeps the rows it found
+# for PAYLAB_API_KEY_CACHE_SECONDS. The revocation and expiry times are still
+# compared with the clock on every request, so a scheduled expiry (a roll
+# that keeps the old key for a while) is exact. A revoke or roll in this
+# process drops the entry at once; another process notices within the TTL,
+# and so does a merchant suspended or re-limited in the admin.
+_key_cache: dict[str, tuple[float, ApiKey]] = {}
+_key_cache_lock = threading.Lock()
+
+
+def _cached_key(key_hash: str, now: datetime) -> ApiKey | None:
+    ttl = float(getattr(settings, "PAYLAB_API_KEY_CACHE_SECONDS", 0.0))
+    if ttl <= 0:
+        return None
+    with _key_cache_lock:
+        hit = _key_cache.get(key_hash)
+    if hit is None or now.timestamp() - hit[0] >= ttl:
+        return None
+    return hit[1]
+
+
+def _remember_key(key_hash: str, api_key: ApiKey, now: datetime) -> None:
+    if float(getattr(settings, "PAYLAB_API_KEY_CACHE_SECONDS", 0.0)) <= 0:
+        return
+    with _key_cache_lock:
+        if len(_key_cache) > 10_000:
+            _key_cache.clear()
+        _key_cache[key_hash] = (now.timestamp(), api_key)
+
+
+def api_key_cache_forget(key_hash: str | None = None) -> None:
+    """Drop one cached key (or all): after a revoke or a roll, on commit."""
+    with _key_cache_lock:
+        if key_hash is None:
+            _key_cache.clear()
+        else:
+            _key_cache.pop(key_hash, None)
 
 
 @dataclass(frozen=True)
@@ -102,6 +143,7 @@ def api_key_revoke(*, merchant: Merchant, key_id: int, now: datetime | None = No
     if api_key.revoked_at is None:
         api_key.revoked_at = now or timezone.now()
         api_key.save(update_fields=["revoked_at"])
+        transaction.on_commit(lambda: api_key_cache_forget(api_key.key_hash))
     return api_key
 
 
@@ -128,6 +170,7 @@ def api_key_roll(
     else:
         old.revoked_at = now
         old.save(update_fields=["revoked_at"])
+    transaction.on_commit(lambda: api_key_cache_forget(old.key_hash))
     return issued
 
 
@@ -144,10 +187,14 @@ def api_key_authenticate(raw: str, *, now: datetime | None = None) -> ApiKey:
     if not KEY_PATTERN.match(raw):
         raise AuthenticationError(f"Invalid API Key provided: {mask_key(raw)}")
     now = now or timezone.now()
-    try:
-        api_key = ApiKey.objects.select_related("merchant").get(key_hash=hash_key(raw))
-    except ApiKey.DoesNotExist:
-        raise AuthenticationError(f"Invalid API Key provided: {mask_key(raw)}") from None
+    key_hash = hash_key(raw)
+    api_key = _cached_key(key_hash, now)
+    if api_key is None:
+        try:
+            api_key = ApiKey.objects.select_related("merchant").get(key_hash=key_hash)
+        except ApiKey.DoesNotExist:
+            raise AuthenticationError(f"Invalid API Key provided: {mask_key(raw)}") from None
+        _remember_key(key_hash, api_key, now)
     if api_key.revoked_at is not None and api_key.revoked_at <= now:
         raise AuthenticationError(f"This API key has been revoked: {mask_key(raw)}")
     if api_key.expires_at is not None and api_key.expires_at <= now:
