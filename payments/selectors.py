@@ -6,11 +6,19 @@ Another merchant's object is "no such object": `get_*` raise the 404
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import re
 from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum, TextField
+from django.db.models.functions import Cast
 
+from payments import money
 from payments.errors import missing
 from payments.models import (
     Charge,
@@ -22,9 +30,14 @@ from payments.models import (
     PaymentIntent,
     PaymentMethod,
     Refund,
+    ThreeDSChallenge,
+    WebhookAttempt,
+    WebhookDelivery,
     WebhookEndpoint,
 )
 from payments.models.ledger import Account, Side
+from payments.processing import BUILTIN_PROCESSOR
+from payments.state_machine import Status
 
 _RELATED = {
     PaymentIntent: ("customer", "payment_method", "latest_charge"),
@@ -131,3 +144,333 @@ def merchant_balance(merchant_id: int) -> dict[str, int]:
 
 def webhook_endpoints(merchant_id: int) -> QuerySet[WebhookEndpoint]:
     return WebhookEndpoint.objects.filter(merchant_id=merchant_id, deleted_at__isnull=True)
+
+
+# --- Dashboard reads -------------------------------------------------------------
+#
+# The staff dashboard sees every merchant (`scope=None`) and a merchant user
+# only theirs (`scope=<merchant id>`): the scope comes from
+# `accounts.roles.merchant_scope`, and another merchant's object is None here,
+# a 404 in the view.
+
+
+@dataclass(frozen=True)
+class PaymentSearch:
+    """The explorer's filters; amounts are decimal strings in major units."""
+
+    scope: int | None = None
+    merchant_id: int | None = None
+    status: str = ""
+    processor: str = ""
+    currency: str = ""
+    brand: str = ""
+    amount_min: str = ""
+    amount_max: str = ""
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    search: str = ""
+    sort: str = "created"
+    descending: bool = True
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[Any]
+    # Opaque keyset cursors; None when there is nothing that way.
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+PAYMENT_SORTS = ("created", "amount")
+_LAST4 = re.compile(r"\d{4}")
+_METADATA_PAIR = re.compile(r"(?P<key>[A-Za-z0-9_.\-]{1,40})[:=](?P<value>.+)")
+
+
+def _amount_condition(search: PaymentSearch) -> Q:
+    """Amounts are typed in major units; each currency has its own exponent, so
+    the bound is converted once per exponent (JPY 0, USD 2, KWD 3 …)."""
+    if not (search.amount_min or search.amount_max):
+        return Q()
+    if search.currency:
+        groups = {money.exponent(search.currency): [search.currency]}
+    else:
+        groups = defaultdict(list)
+        for code, places in money.CURRENCY_EXPONENTS.items():
+            groups[places].append(code)
+    condition = Q()
+    for codes in groups.values():
+        part = Q(currency__in=codes) if not search.currency else Q()
+        if search.amount_min:
+            part &= Q(amount__gte=money.to_minor(search.amount_min, codes[0]))
+        if search.amount_max:
+            part &= Q(amount__lte=money.to_minor(search.amount_max, codes[0]))
+        condition |= part
+    return condition
+
+
+def _search(query: QuerySet[PaymentIntent], text: str) -> QuerySet[PaymentIntent]:
+    """Free search, dispatched on the shape of what was typed: an object id,
+    an email, a card's last four digits, `key:value` of metadata, or any
+    metadata value."""
+    text = text.strip()
+    if not text:
+        return query
+    if text.startswith("pi_"):
+        return query.filter(pk=text)
+    if text.startswith("ch_"):
+        return query.filter(latest_charge_id=text)
+    if text.startswith("cus_"):
+        return query.filter(customer_id=text)
+    if "@" in text:
+        return query.filter(Q(customer__email__iexact=text) | Q(receipt_email__iexact=text))
+    if _LAST4.fullmatch(text):
+        return query.filter(payment_method__last4=text)
+    pair = _METADATA_PAIR.fullmatch(text)
+    if pair:
+        return query.filter(**{f"metadata__{pair['key']}": pair["value"]})
+    # Any metadata value: the JSON text holds it as `"value"`. A scan, cut
+    # short by the page size when it matches often; `key:value` is precise.
+    return query.annotate(metadata_text=Cast("metadata", TextField())).filter(
+        metadata_text__contains=json.dumps(text, ensure_ascii=False)
+    )
+
+
+def _payment_query(search: PaymentSearch) -> QuerySet[PaymentIntent]:
+    query = PaymentIntent.objects.select_related("merchant", "payment_method", "customer")
+    if search.scope is not None:
+        query = query.filter(merchant_id=search.scope)
+    if search.merchant_id is not None:
+        query = query.filter(merchant_id=search.merchant_id)
+    if search.status:
+        query = query.filter(status=search.status)
+    if search.processor:
+        query = query.filter(processor=search.processor)
+    if search.currency:
+        query = query.filter(currency=search.currency)
+    if search.brand:
+        query = query.filter(payment_method__brand=search.brand)
+    if search.created_from:
+        query = query.filter(created__gte=search.created_from)
+    if search.created_to:
+        query = query.filter(created__lt=search.created_to)
+    query = query.filter(_amount_condition(search))
+    return _search(query, search.search)
+
+
+def _encode_cursor(key: Any, pk: str) -> str:
+    raw = json.dumps([key.isoformat() if isinstance(key, datetime) else key, pk])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort: str) -> tuple[Any, str] | None:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        key, pk = json.loads(raw)
+        if sort == "created":
+            key = datetime.fromisoformat(key)
+        elif not isinstance(key, int):
+            return None
+        return key, str(pk)
+    except (ValueError, TypeError, binascii.Error):
+        return None
+
+
+def payment_search(
+    search: PaymentSearch, *, after: str = "", before: str = "", limit: int = 50
+) -> Page:
+    """One page of payments in (sort key, id) order, by keyset: the page after
+    (or before) a cursor costs an index range scan of `limit` rows wherever
+    it is — no OFFSET, and no COUNT(*) over everything.
+
+    The condition is written `key <= k AND (key < k OR id < i)` rather than
+    as an OR alone, so PostgreSQL can use the leading column of a
+    (merchant, created, id) index as a range bound.
+    """
+    sort = search.sort if search.sort in PAYMENT_SORTS else "created"
+    query = _payment_query(search)
+    backwards = bool(before) and not after
+    cursor = _decode_cursor(after or before, sort) if (after or before) else None
+    # Reading "before" a cursor is reading the other way and flipping.
+    descending = search.descending != backwards
+    if cursor is not None:
+        key, pk = cursor
+        if descending:
+            query = query.filter(**{f"{sort}__lte": key}).filter(
+                Q(**{f"{sort}__lt": key}) | Q(pk__lt=pk)
+            )
+        else:
+            query = query.filter(**{f"{sort}__gte": key}).filter(
+                Q(**{f"{sort}__gt": key}) | Q(pk__gt=pk)
+            )
+    sign = "-" if descending else ""
+    rows = list(query.order_by(f"{sign}{sort}", f"{sign}pk")[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if backwards:
+        rows.reverse()
+    first = _encode_cursor(getattr(rows[0], sort), rows[0].pk) if rows else None
+    last = _encode_cursor(getattr(rows[-1], sort), rows[-1].pk) if rows else None
+    if backwards:
+        return Page(rows=rows, next_cursor=last, prev_cursor=first if more else None)
+    return Page(
+        rows=rows, next_cursor=last if more else None, prev_cursor=first if cursor else None
+    )
+
+
+def payment_filter_choices(scope: int | None) -> dict[str, list[str]]:
+    """Values the explorer's selects offer. Distinct over small tables only
+    (processors come from their settings when that table exists)."""
+    methods = PaymentMethod.objects.all()
+    if scope is not None:
+        methods = methods.filter(merchant_id=scope)
+    brands = sorted(
+        b for b in methods.exclude(brand="").values_list("brand", flat=True).distinct()[:50]
+    )
+    return {
+        "statuses": [s.value for s in Status],
+        "currencies": sorted(money.CURRENCY_EXPONENTS),
+        "brands": brands,
+        "processors": _processor_names(),
+    }
+
+
+def _processor_names() -> list[str]:
+    # The processors table, once it exists, names them; until then the one
+    # built-in processor is all there is.
+    from payments import models
+
+    table = getattr(models, "Processor", None)
+    if table is None:
+        return [BUILTIN_PROCESSOR]
+    names = sorted(str(n) for n in table.objects.values_list("name", flat=True))
+    return names or [BUILTIN_PROCESSOR]
+
+
+def payment_for_scope(scope: int | None, payment_id: str) -> PaymentIntent | None:
+    query = PaymentIntent.objects.select_related(
+        "merchant", "customer", "payment_method", "latest_charge"
+    ).filter(pk=payment_id)
+    if scope is not None:
+        query = query.filter(merchant_id=scope)
+    return query.first()
+
+
+@dataclass(frozen=True)
+class PaymentDetail:
+    intent: PaymentIntent
+    events: list[Event]
+    charges: list[Charge]
+    refunds: list[Refund]
+    disputes: list[Dispute]
+    challenges: list[ThreeDSChallenge]
+    ledger: list[LedgerTransaction]
+    deliveries: list[WebhookDelivery]
+
+    @property
+    def open_dispute(self) -> Dispute | None:
+        return next((d for d in self.disputes if d.is_open), None)
+
+    @property
+    def refundable(self) -> int:
+        return self.intent.amount_received - self.intent.amount_refunded
+
+
+def payment_detail(intent: PaymentIntent) -> PaymentDetail:
+    """Everything the payment page shows, a handful of indexed queries."""
+    return PaymentDetail(
+        intent=intent,
+        events=list(Event.objects.filter(payment_intent=intent).order_by("sequence", "id")),
+        charges=list(
+            Charge.objects.filter(payment_intent=intent)
+            .select_related("payment_method")
+            .order_by("created", "id")
+        ),
+        refunds=list(Refund.objects.filter(payment_intent=intent).order_by("created", "id")),
+        disputes=list(Dispute.objects.filter(payment_intent=intent).order_by("created", "id")),
+        challenges=list(ThreeDSChallenge.objects.filter(payment_intent=intent).order_by("created")),
+        ledger=list(
+            LedgerTransaction.objects.filter(payment_intent=intent)
+            .prefetch_related("entries")
+            .order_by("created", "id")
+        ),
+        deliveries=list(
+            WebhookDelivery.objects.filter(event__payment_intent=intent)
+            .select_related("endpoint", "event")
+            .order_by("id")
+        ),
+    )
+
+
+def recent_events(
+    scope: int | None,
+    *,
+    merchant_id: int | None = None,
+    types: list[str] | None = None,
+    limit: int = 50,
+) -> list[Event]:
+    """The newest events, for the live feed's first paint."""
+    query = Event.objects.select_related("merchant")
+    if scope is not None:
+        query = query.filter(merchant_id=scope)
+    if merchant_id is not None:
+        query = query.filter(merchant_id=merchant_id)
+    if types:
+        query = query.filter(
+            Q(type__startswith=types[0][:-1]) if types[0].endswith("*") else Q(type=types[0])
+        )
+    return list(query.order_by("-id")[:limit])
+
+
+def webhook_endpoints_for_scope(
+    scope: int | None, *, merchant_id: int | None = None
+) -> QuerySet[WebhookEndpoint]:
+    query = WebhookEndpoint.objects.filter(deleted_at__isnull=True).select_related("merchant")
+    if scope is not None:
+        query = query.filter(merchant_id=scope)
+    if merchant_id is not None:
+        query = query.filter(merchant_id=merchant_id)
+    return query.order_by("merchant__name", "-id")
+
+
+def webhook_deliveries(
+    scope: int | None,
+    *,
+    merchant_id: int | None = None,
+    endpoint_id: str = "",
+    status: str = "",
+    after: int | None = None,
+    limit: int = 50,
+) -> Page:
+    """Deliveries newest first, keyset on the id."""
+    query = WebhookDelivery.objects.select_related("endpoint", "event")
+    if scope is not None:
+        query = query.filter(merchant_id=scope)
+    if merchant_id is not None:
+        query = query.filter(merchant_id=merchant_id)
+    if endpoint_id:
+        query = query.filter(endpoint_id=endpoint_id)
+    if status:
+        query = query.filter(status=status)
+    if after is not None:
+        query = query.filter(pk__lt=after)
+    rows = list(query.order_by("-pk")[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(
+        rows=rows,
+        next_cursor=str(rows[-1].pk) if more and rows else None,
+        prev_cursor=None,
+    )
+
+
+def webhook_delivery_for_scope(scope: int | None, delivery_id: int) -> WebhookDelivery | None:
+    query = WebhookDelivery.objects.select_related("endpoint__merchant", "event").filter(
+        pk=delivery_id
+    )
+    if scope is not None:
+        query = query.filter(merchant_id=scope)
+    return query.first()
+
+
+def webhook_attempts(delivery: WebhookDelivery) -> list[WebhookAttempt]:
+    return list(WebhookAttempt.objects.filter(delivery=delivery).order_by("number", "id"))
