@@ -44,7 +44,7 @@ BIN = Path(sys.executable).parent
 ADMIN_URL = os.environ.get(
     "BENCH_DATABASE_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres"
 )
-DB_NAME = "paylab_events_bench"
+DB_NAME = os.environ.get("BENCH_DB_NAME", "paylab_evt_bench")
 
 
 def free_port() -> int:

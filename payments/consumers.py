@@ -11,8 +11,10 @@ checked by AllowedHostsOriginValidator in config.asgi, the role here through
 accounts.roles; a refused connection is closed before the handshake
 completes, with a 44xx code naming why.
 
-Each message is `{"type": "event", "position": n, "event": {Stripe event}}`,
-rendered from the snapshot the relay pushed: no query per message.
+Each websocket text frame is one event,
+`{"type": "event", "position": n, "event": {Stripe event}}`, encoded once by
+the relay from the event's snapshot and sent as is: no query and no encoding
+per message here (docs/events.md has the protocol).
 
 Resuming: a client that reconnects with `?last_event_id=evt_…` first gets,
 from the event log, every event in its scope published after that one, in
@@ -20,18 +22,20 @@ publication order, then live events — no gap, no duplicate. The cursor is the
 outbox `position` (the relay's publication order; see
 payments.services.outbox for why ids are not): the consumer joins its groups
 *before* reading the log, so an event published meanwhile is either in the
-log read or queued behind it, and every message at or below the last
-position sent is dropped. Live messages can be repeated by a relay that
-died mid-batch (at least once); the same rule drops those.
+log read or queued behind it, and what was already sent is dropped (see
+`_FeedConsumer._send`). Live messages can be repeated by a relay that died
+mid-batch (at least once); the same rule drops those.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
 from accounts import roles
 from payments.models import OutboxMessage, PaymentIntent
@@ -40,7 +44,7 @@ from payments.services.outbox import (
     ALL_GROUP,
     merchant_group,
     payment_group,
-    push_message,
+    push_item,
     reading_published,
 )
 
@@ -57,7 +61,12 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
     groups_joined: list[str]
     # Which log rows the replay may read: a filter on OutboxMessage.
     scope_filter: dict[str, Any]
-    position: int
+    # The last events sent (positions and ids, oldest first), and the
+    # position below which everything is a repeat: see `_send`.
+    recent_ids: set[str]
+    recent: deque[tuple[int, str]]
+    memory: int
+    floor: int
 
     def query(self, name: str) -> str | None:
         values = parse_qs(self.scope.get("query_string", b"").decode()).get(name)
@@ -66,7 +75,11 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
     async def start(self, groups: list[str], scope_filter: dict[str, Any]) -> None:
         self.groups_joined = []
         self.scope_filter = scope_filter
-        self.position = 0
+        self.floor = 0
+        self.recent_ids = set()
+        self.recent = deque()
+        # More than one relay batch (see `_send`).
+        self.memory = settings.PAYLAB_RELAY_BATCH + 64
         last_event_id = self.query("last_event_id")
         cursor = None
         if last_event_id:
@@ -81,13 +94,14 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
         ensure_embedded_relay()
         await self.accept()
         if cursor is not None:
-            self.position = cursor
+            self.floor = cursor + 1
             while True:
-                missed = await self._published_after(self.position)
-                for message in missed:
-                    await self._send(message)
+                missed = await self._published_after(cursor)
+                for item in missed:
+                    await self._send(item)
                 if len(missed) < REPLAY_CHUNK:
                     break
+                cursor = missed[-1]["position"]
 
     @database_sync_to_async
     def _position_of(self, event_id: str) -> int | None:
@@ -108,18 +122,35 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
                 .select_related("event")
                 .order_by("position")[:REPLAY_CHUNK]
             )
-        return [push_message(row.event, row.position or 0) for row in rows]
+        return [push_item(row.event, row.position or 0) for row in rows]
 
-    async def _send(self, message: dict[str, Any]) -> None:
-        if message["position"] <= self.position:
+    async def _send(self, item: dict[str, Any]) -> None:
+        """Send an item unless this client already has it.
+
+        Normally positions only grow, and anything at or below the last one
+        sent is a repeat (a replayed event pushed live too, or a batch pushed
+        again by a relay that died before committing). But that relay's batch
+        was never committed, so the next relay may give its events other
+        positions — an event it did not push can take a position already
+        sent. So an item is a repeat if its event is among the last
+        `memory` sent, or if its position is below `floor`: the cursor
+        of a resumed feed, raised past each event as it leaves the memory
+        (older than any batch a relay can publish again, since a batch holds
+        fewer events than `memory`)."""
+        position, event_id = item["position"], item["event_id"]
+        if event_id in self.recent_ids or position < self.floor:
             return
-        self.position = message["position"]
-        await self.send_json(
-            {"type": "event", "position": message["position"], "event": message["event"]}
-        )
+        self.recent.append((position, event_id))
+        self.recent_ids.add(event_id)
+        if len(self.recent) > self.memory:
+            forgotten, dropped = self.recent.popleft()
+            self.recent_ids.discard(dropped)
+            self.floor = max(self.floor, forgotten + 1)
+        await self.send(text_data=item["frame"])
 
-    async def event_push(self, message: dict[str, Any]) -> None:
-        await self._send(message)
+    async def events_push(self, message: dict[str, Any]) -> None:
+        for item in message["items"]:
+            await self._send(item)
 
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "groups_joined", []):

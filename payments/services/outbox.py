@@ -17,8 +17,10 @@ publishes unpublished messages, oldest id first, in one transaction:
 4. it owes each event to every enabled endpoint subscribed to its type
    (WebhookDelivery, unique per (endpoint, event): a re-publish never owes
    twice) and queues their delivery tasks on commit;
-5. it pushes each event, with its Stripe snapshot, to the channel-layer
-   groups `events.all`, `merchant.<id>` and `payment.<pi id>`;
+5. it pushes the batch to the channel-layer groups `events.all`,
+   `merchant.<id>` and `payment.<pi id>`: one message per group, holding
+   that group's events, each as its websocket frame (the Stripe snapshot,
+   JSON-encoded once for every client);
 6. it commits.
 
 Why push before commit, inside the lock: the push order is then exactly the
@@ -51,6 +53,7 @@ Who runs a relay (docs: settings PAYLAB_RELAY_*):
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -78,7 +81,8 @@ log = logging.getLogger(__name__)
 ADVISORY_LOCK_KEY = 0x5041594F55544258 & 0x7FFFFFFFFFFFFFFF
 NUDGE_CHANNEL = "paylab:outbox:nudge"
 ALL_GROUP = "events.all"
-PUSH_TYPE = "event.push"
+# Handled by the consumers' `events_push`.
+PUSH_TYPE = "events.push"
 
 
 def merchant_group(merchant_id: int) -> str:
@@ -93,14 +97,20 @@ def relay_name(kind: str) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{kind}"[:64]
 
 
-def push_message(event: Event, position: int) -> dict[str, Any]:
-    """What consumers receive: everything they render, so no query per message."""
+def push_item(event: Event, position: int) -> dict[str, Any]:
+    """One event as consumers receive it: the websocket frame, encoded once
+    here for every client (no query and no JSON encoding per message in the
+    consumers), and what they filter on."""
+    frame = json.dumps(
+        {"type": "event", "position": position, "event": presenters.event(event)},
+        separators=(",", ":"),
+    )
     return {
-        "type": PUSH_TYPE,
         "position": position,
+        "event_id": event.pk,
         "merchant_id": event.merchant_id,
         "payment_intent": event.payment_intent_id,
-        "event": presenters.event(event),
+        "frame": frame,
     }
 
 
@@ -197,18 +207,25 @@ def _owe_webhooks(events: list[Event], now: datetime) -> list[int]:
     )
 
 
-def _push(messages: list[tuple[Event, int]]) -> None:
+def _push(items: list[dict[str, Any]]) -> None:
+    """One channel-layer message per group per batch, carrying that group's
+    items in position order (each consumer is in exactly one group, so it
+    sees its items in order). Batching matters under load: one group_send
+    reaches every member in a daphne process through one Redis message, and
+    each consumer then handles one message per batch rather than per event."""
     layer = get_channel_layer()
-    if layer is None:
+    if layer is None or not items:
         return
+    batches: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for item in items:
+        batches[ALL_GROUP].append(item)
+        batches[merchant_group(item["merchant_id"])].append(item)
+        if item["payment_intent"]:
+            batches[payment_group(item["payment_intent"])].append(item)
 
     async def send_all() -> None:
-        for event, position in messages:
-            message = push_message(event, position)
-            await layer.group_send(ALL_GROUP, message)
-            await layer.group_send(merchant_group(event.merchant_id), message)
-            if event.payment_intent_id:
-                await layer.group_send(payment_group(event.payment_intent_id), message)
+        for group, batch in batches.items():
+            await layer.group_send(group, {"type": PUSH_TYPE, "items": batch})
 
     async_to_sync(send_all)()
 
@@ -254,7 +271,7 @@ def outbox_publish(
             )
         events = [row.event for row in rows]
         deliveries = _owe_webhooks(events, now)
-        _push([(row.event, base + i + 1) for i, row in enumerate(rows)])
+        _push([push_item(row.event, base + i + 1) for i, row in enumerate(rows)])
         callback = on_deliveries or _queue_deliveries
         if deliveries:
             transaction.on_commit(lambda: callback(deliveries))

@@ -225,7 +225,9 @@ def _push_again(event_ids: list[str]) -> None:
     from payments.models import OutboxMessage
 
     rows = OutboxMessage.objects.filter(event_id__in=event_ids).select_related("event")
-    outbox._push([(row.event, row.position or 0) for row in rows.order_by("position")])
+    outbox._push(
+        [outbox.push_item(row.event, row.position or 0) for row in rows.order_by("position")]
+    )
 
 
 @pytest.mark.parametrize("cursor", ["evt_unknown", "other merchant"])

@@ -4,6 +4,7 @@ lag on /readyz."""
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import datetime, timedelta
 from typing import Any
@@ -160,16 +161,19 @@ async def test_relay_pushes_each_event_with_its_snapshot_to_its_groups(
     # when the relay publishes
     await sync_to_async(outbox.outbox_publish)(relay="t", on_deliveries=no_queue)
 
-    # then every group received every event, in order, with the Stripe snapshot
+    # then every group received every event, in order, as the frame
+    # consumers send: the Stripe snapshot
     for group, channel in channels.items():
-        received = [await layer.receive(channel) for _ in events]
-        assert [m["event"]["id"] for m in received] == [e.pk for e in events], group
-        assert [m["position"] for m in received] == sorted(m["position"] for m in received)
-        last = received[-1]
-        assert last["type"] == outbox.PUSH_TYPE
-        assert last["event"]["data"]["object"]["id"] == intent.pk
-        assert last["event"]["type"] == "payment_intent.succeeded"
-        assert last["merchant_id"] == merchant_a.merchant.pk
+        message = await layer.receive(channel)
+        assert message["type"] == outbox.PUSH_TYPE
+        items = message["items"]
+        assert [i["event_id"] for i in items] == [e.pk for e in events], group
+        assert [i["position"] for i in items] == sorted(i["position"] for i in items)
+        assert {i["merchant_id"] for i in items} == {merchant_a.merchant.pk}
+        frame = json.loads(items[-1]["frame"])
+        assert frame["type"] == "event" and frame["position"] == items[-1]["position"]
+        assert frame["event"]["data"]["object"]["id"] == intent.pk
+        assert frame["event"]["type"] == "payment_intent.succeeded"
         await layer.group_discard(group, channel)
 
 
