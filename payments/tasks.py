@@ -63,9 +63,15 @@ def deliver_webhook(self: Task, delivery_id: int) -> str:
     return outcome.status
 
 
+# The delivery sweep re-queues only deliveries overdue by this much: the
+# safety net for a task lost with a killed worker (its unacknowledged message
+# would otherwise come back only after the broker's visibility timeout).
+WEBHOOK_SWEEP_GRACE_SECONDS = 10.0
+
+
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
 def sweep_webhook_deliveries() -> int:
-    due = webhooks.webhook_deliveries_due()
+    due = webhooks.webhook_deliveries_due(older_than=WEBHOOK_SWEEP_GRACE_SECONDS)
     for delivery_id in due:
         deliver_webhook.delay(delivery_id)
     return len(due)

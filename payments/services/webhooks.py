@@ -437,12 +437,19 @@ def _disable(endpoint: WebhookEndpoint, failing_for: timedelta) -> None:
     log.warning("webhook endpoint %s disabled: %s", endpoint.pk, endpoint.disabled_reason)
 
 
-def webhook_deliveries_due(*, now: datetime | None = None, limit: int = 500) -> list[int]:
-    """Pending deliveries whose attempt is due and not held: the sweep's work."""
+def webhook_deliveries_due(
+    *, now: datetime | None = None, limit: int = 500, older_than: float = 0.0
+) -> list[int]:
+    """Pending deliveries whose attempt is due and not held: the sweep's work.
+
+    `older_than` leaves alone those due for less than that many seconds: they
+    have a task queued (on commit, or an ETA retry) that has not run yet, and
+    queueing another every sweep would only multiply the queue in a burst."""
     now = now or timezone.now()
     return list(
         WebhookDelivery.objects.filter(
-            status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now
+            status=WebhookDelivery.Status.PENDING,
+            next_attempt_at__lte=now - timedelta(seconds=older_than),
         )
         .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
         .order_by("next_attempt_at")

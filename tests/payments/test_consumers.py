@@ -3,11 +3,13 @@ reconnect with exactly the missed events."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client, override_settings
@@ -260,3 +262,71 @@ async def test_in_embedded_mode_the_web_process_relays_by_itself(
         finally:
             await communicator.disconnect()
             await relay.embedded.stop()
+
+
+async def test_a_deactivated_users_session_is_refused(viewer_a: User) -> None:
+    # given a session opened before the account was deactivated
+    cookie = await database_sync_to_async(_cookie)(viewer_a)
+    viewer_a.is_active = False
+    await database_sync_to_async(viewer_a.save)(update_fields=["is_active"])
+    headers = [
+        (b"origin", b"http://localhost"),
+        (b"host", b"localhost"),
+        (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()),
+    ]
+
+    connected, code = await WebsocketCommunicator(application, "/ws/events/", headers).connect()
+
+    assert not connected and code == 4401
+
+
+async def test_frames_are_sent_as_the_relay_encoded_them(
+    viewer_a: User, merchant_a: MerchantWithKey
+) -> None:
+    """The consumer renders from the pushed message alone: an event the
+    database has never seen is sent all the same."""
+    communicator, connected, _ = await connect("/ws/events/", viewer_a)
+    assert connected
+    frame = json.dumps({"type": "event", "position": 7, "event": {"id": "evt_only_pushed"}})
+    item = {
+        "position": 7,
+        "event_id": "evt_only_pushed",
+        "merchant_id": merchant_a.merchant.pk,
+        "payment_intent": None,
+        "frame": frame,
+    }
+
+    await get_channel_layer().group_send(  # type: ignore[union-attr]
+        outbox.merchant_group(merchant_a.merchant.pk), {"type": outbox.PUSH_TYPE, "items": [item]}
+    )
+
+    assert await communicator.receive_from(timeout=5) == frame
+    await communicator.disconnect()
+
+
+async def test_a_batch_republished_with_other_positions_is_sent_once_without_a_gap(
+    viewer_a: User, merchant_a: MerchantWithKey
+) -> None:
+    # given a client that received the second of three events, pushed by a
+    # relay that then died before committing its batch
+    communicator, connected, _ = await connect("/ws/events/", viewer_a)
+    assert connected
+    _, (first, second, third) = await pay(merchant_a.merchant)
+    items = await database_sync_to_async(_items)([first, second, third])
+    await database_sync_to_async(outbox._push)([{**items[second], "position": 10}])
+    assert await received_ids(communicator, 1) == [second]
+
+    # when the next relay publishes all three, with the first taking the
+    # position the dead relay had given the second
+    await database_sync_to_async(outbox._push)(
+        [{**items[e], "position": p} for e, p in ((first, 10), (second, 11), (third, 12))]
+    )
+
+    # then the client gets the two it lacked, and the second not again
+    assert await received_ids(communicator, 2) == [first, third]
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()
+
+
+def _items(event_ids: list[str]) -> dict[str, dict[str, Any]]:
+    return {e.pk: outbox.push_item(e, 0) for e in Event.objects.filter(pk__in=event_ids)}

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -440,3 +442,44 @@ def test_verify_counts_an_unowed_event_as_a_violation(
 
     assert not report.ok
     assert all(late.pk in v and "never owed" in v for v in report.violations)
+
+
+def test_celery_is_configured_not_to_lose_work() -> None:
+    from config.celery import app
+    from payments import tasks
+
+    # a task is acknowledged only once it has run, and given back when its
+    # worker dies; a worker holds one unstarted task at a time
+    assert app.conf.task_acks_late is True
+    assert app.conf.task_reject_on_worker_lost is True
+    assert app.conf.worker_prefetch_multiplier == 1
+    assert tasks.deliver_webhook.acks_late is True
+    # the visibility timeout outlasts any task: an attempt's lease and the
+    # longest retry a worker holds as an ETA message
+    options = app.conf.broker_transport_options
+    if app.conf.broker_url.startswith("redis"):
+        longest = tasks.WEBHOOK_ETA_MAX_SECONDS + webhooks._lease_seconds()
+        assert options["visibility_timeout"] > longest
+
+
+@pytest.mark.django_db
+def test_the_delivery_sweep_leaves_freshly_queued_deliveries_to_their_task(
+    merchant_a: MerchantWithKey, endpoint: WebhookEndpoint
+) -> None:
+    pay(merchant_a.merchant)
+    [delivery_id] = publish()
+    now = timezone.now()
+
+    assert webhooks.webhook_deliveries_due(now=now, older_than=10) == []
+    assert webhooks.webhook_deliveries_due(now=now + timedelta(seconds=11), older_than=10) == [
+        delivery_id
+    ]
+
+
+def test_the_published_retry_schedule_is_the_one_applied() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text()
+    section = doc.split("### Retry schedule", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| (\d+) \| (\d+) s \|", section, flags=re.MULTILINE)
+
+    assert [(int(n), int(s)) for n, s in rows] == list(enumerate(webhooks.RETRY_SCHEDULE, start=1))
+    assert len(rows) + 1 == webhooks.MAX_ATTEMPTS
