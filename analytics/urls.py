@@ -6,4 +6,5 @@ app_name = "analytics"
 
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("analytics/kpis/", views.overview_kpis, name="overview_kpis"),
 ]
