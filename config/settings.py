@@ -210,6 +210,8 @@ CELERY_BEAT_SCHEDULE = {
     # Analytics: count newly published events into the rollups (docs/analytics.md).
     "project-rollups": {"task": "analytics.tasks.project_rollups", "schedule": 1.0},
     "prune-rollups": {"task": "analytics.tasks.prune_rollups", "schedule": 3600.0},
+    # Hands the slices of dead workers on (simulator.services.runs_sweep).
+    "sweep-simulation-runs": {"task": "simulator.tasks.sweep_runs", "schedule": 5.0},
 }
 # Minute rollup cells are kept this long (hours); hour and day cells forever.
 PAYLAB_ANALYTICS_MINUTE_RETENTION_HOURS = env.integer(

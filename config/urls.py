@@ -26,6 +26,8 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("v1/account", AccountRetrieveApi.as_view(), name="api-account"),
     path("v1/", include("payments.api.urls")),
+    path("v1/simulator/", include("simulator.api.urls")),
+    path("simulator/", include("simulator.urls")),
     path("", include("payments.urls")),
     re_path(r"^v1/(?P<path>.*)$", api.unknown_url),
     path("", include("analytics.urls")),
