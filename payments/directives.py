@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from config.errors import InvalidRequestError
+from config.errors import InvalidRequestError, PayLabError
 
 HEADER = "PayLab-Simulate"
 METADATA_KEY = "paylab_simulate"
@@ -154,3 +154,18 @@ def for_request(
     if directives is None or not directives.applies_to(operation):
         return None
     return directives
+
+
+class SimulatedHttpError(PayLabError):
+    """What `http=` answers: that status, Stripe's shape, nothing done."""
+
+
+def http_error(directives: Directives) -> PayLabError:
+    status = directives.http or 500
+    error = SimulatedHttpError(
+        f"Simulated HTTP {status} (PayLab-Simulate: {directives.source}). Nothing was done.",
+        code="simulated_http_error",
+        status=status,
+    )
+    error.type = "api_error" if status >= 500 else "invalid_request_error"
+    return error

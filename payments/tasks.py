@@ -10,7 +10,7 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.db import OperationalError
 
-from payments.services import idempotency, intents, outbox, refunds, webhooks
+from payments.services import confirmations, idempotency, intents, outbox, refunds, webhooks
 
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
@@ -75,3 +75,16 @@ def sweep_webhook_deliveries() -> int:
     for delivery_id in due:
         deliver_webhook.delay(delivery_id)
     return len(due)
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def settle_pending_authorization(intent_id: str) -> bool:
+    """A UPI payment's settlement when it falls due (queued with a countdown)."""
+    return confirmations.confirmation_complete(intent_id=intent_id) is not None
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def settle_pending_authorizations() -> int:
+    """The safety net: due UPI settlements, and card confirmations whose web
+    request died while waiting on its simulated processor."""
+    return confirmations.pending_authorizations_settle()

@@ -65,6 +65,11 @@ class StripeApi(APIView):
 
     throttle_classes = [ApiKeyRateThrottle]
     serializers: dict[str, type] = {}
+    # Set by an operation whose answer comes later (a confirmation waiting on
+    # its simulated processor; payments.api.deferred completes it).
+    pending: Any = None
+    # Simulated latency to add to an answer already committed (capture).
+    delay_ms: int = 0
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -110,17 +115,21 @@ class StripeApi(APIView):
         request_id = getattr(request._request, "request_id", "")
         key = request.headers.get("Idempotency-Key")
 
-        def execute() -> tuple[int, bytes]:
+        def execute() -> tuple[int, bytes] | None:
             with context.request_context(
                 request_id=request_id, idempotency_key=(key or "").strip()
             ):
                 status, body = self._perform(request, **kwargs)
+            if self.pending is not None:
+                return None
             return status, render(status, body)
 
         if key is None:
             with transaction.atomic():
-                status, payload = execute()
-            return json_response(status, payload)
+                result = execute()
+            if result is None:
+                return self._pending_response()
+            return self._delayed(json_response(*result))
         saved = run_idempotent(
             merchant_id=self.merchant_id(request),
             key=key.strip(),
@@ -130,7 +139,19 @@ class StripeApi(APIView):
             request_id=request_id,
             execute=execute,
         )
-        return json_response(saved.status, saved.body, replayed=saved.replayed)
+        if saved.pending:
+            return self._pending_response()
+        return self._delayed(json_response(saved.status, saved.body, replayed=saved.replayed))
+
+    def _delayed(self, response: HttpResponse) -> HttpResponse:
+        if self.delay_ms:
+            response.paylab_delay_ms = self.delay_ms  # type: ignore[attr-defined]
+        return response
+
+    def _pending_response(self) -> HttpResponse:
+        response = HttpResponse(status=202)
+        response.paylab_pending = self.pending  # type: ignore[attr-defined]
+        return response
 
 
 def _timestamp(value: Any, param: str) -> datetime:

@@ -7,12 +7,14 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_view
 from rest_framework.request import Request
 
-from payments import presenters, selectors
+from config.errors import InvalidRequestError
+from payments import directives, presenters, selectors
 from payments.api import schema
 from payments.api import serializers as s
 from payments.api.base import Body, StripeApi, list_object
+from payments.api.deferred import Pending
 from payments.models import PaymentIntent
-from payments.services import intents
+from payments.services import confirmations, intents
 from payments.services.intents import Outcome
 
 Params = dict[str, Any]
@@ -25,14 +27,33 @@ def _hosted_base(request: Request) -> str:
 
 def answer(outcome: Outcome, expand: list[str] | None) -> tuple[int, Body]:
     """200 with the payment, or Stripe's 402 card error carrying the payment."""
-    presented = presenters.payment_intent(outcome.intent, expand)
-    if outcome.error is None:
-        return 200, presented
-    error = outcome.error.as_dict()
-    error["payment_intent"] = presented
-    last_error = outcome.intent.last_payment_error or {}
-    error["payment_method"] = last_error.get("payment_method")
-    return outcome.error.status, {"error": error}
+    return confirmations.outcome_body(outcome, expand)
+
+
+def simulate_header(view: StripeApi, request: Request) -> str | None:
+    """The `PayLab-Simulate` header; test keys only."""
+    header = request.headers.get(directives.HEADER)
+    if header and not view.client(request).api_key.prefix.startswith("sk_test"):
+        raise InvalidRequestError(
+            f"{directives.HEADER} is accepted with test keys only.", param=directives.HEADER
+        )
+    return header
+
+
+def settle(view: StripeApi, outcome: Outcome, expand: list[str] | None) -> tuple[int, Body]:
+    """The answer now, or — the processor taking time — a pending marker the
+    deferred wrapper completes after the wait (payments.api.deferred)."""
+    status, body = answer(outcome, expand)
+    if outcome.pending_ms:
+        view.pending = Pending(
+            intent_id=outcome.intent.id,
+            merchant_id=outcome.intent.merchant_id,
+            delay_ms=outcome.pending_ms,
+            idempotency_key=(view.request.headers.get("Idempotency-Key") or "").strip(),
+            fallback=confirmations.render(body),
+        )
+    view.delay_ms = outcome.delay_ms
+    return status, body
 
 
 @extend_schema_view(
@@ -69,9 +90,14 @@ class PaymentIntentCollectionApi(StripeApi):
         for name in COMPATIBILITY_ONLY:
             params.pop(name, None)
         outcome = intents.payment_intent_create(
-            merchant=self.client(request).merchant, hosted_base_url=_hosted_base(request), **params
+            merchant=self.client(request).merchant,
+            hosted_base_url=_hosted_base(request),
+            simulate=simulate_header(self, request),
+            defer=True,
+            expand=expand,
+            **params,
         )
-        return answer(outcome, expand)
+        return settle(self, outcome, expand)
 
 
 @extend_schema_view(
@@ -140,9 +166,12 @@ class PaymentIntentConfirmApi(StripeApi):
             merchant=self.client(request).merchant,
             intent_id=id,
             hosted_base_url=_hosted_base(request),
+            simulate=simulate_header(self, request),
+            defer=True,
+            expand=expand,
             **params,
         )
-        return answer(outcome, expand)
+        return settle(self, outcome, expand)
 
 
 @extend_schema_view(
@@ -161,12 +190,13 @@ class PaymentIntentCaptureApi(StripeApi):
     serializers = {"POST": s.PaymentIntentCaptureSerializer}
 
     def perform_post(self, request: Request, params: Params, id: str) -> tuple[int, Body]:
-        intent = intents.payment_intent_capture(
+        outcome = intents.payment_intent_capture_outcome(
             merchant=self.client(request).merchant,
             intent_id=id,
             amount_to_capture=params.get("amount_to_capture"),
+            simulate=simulate_header(self, request),
         )
-        return 200, presenters.payment_intent(intent, params.get("expand"))
+        return settle(self, outcome, params.get("expand"))
 
 
 @extend_schema_view(

@@ -265,8 +265,23 @@ class ChargeOutcomeSerializer(serializers.Serializer):
 
 
 class ProcessorAttemptsSerializer(serializers.Serializer):
-    processor = _text()
-    attempts = serializers.ListField(child=serializers.JSONField())
+    processor = _text(help_text="The processor that answered (the last attempt).")
+    routing = serializers.JSONField(
+        allow_null=True,
+        help_text="The routing decision: `{rule, candidates, skipped: [{processor, reason}]}`.",
+    )
+    attempts = serializers.ListField(
+        child=serializers.JSONField(),
+        help_text="Every processor attempt, in order: `{processor, latency_ms, result "
+        "(approved|declined|soft_declined|blocked|error), code, retryable, cause, probe}`.",
+    )
+    latency_ms = serializers.IntegerField(help_text="Simulated processor time, all attempts.")
+    simulate = _text(required=False, help_text="The `PayLab-Simulate` directives applied.")
+    capture_attempts = serializers.ListField(
+        child=serializers.JSONField(),
+        required=False,
+        help_text="Captures that failed by a `PayLab-Simulate` directive at capture.",
+    )
 
 
 class ChargeSerializer(serializers.Serializer):

@@ -7,22 +7,29 @@ fails when a route exists that its table does not cover.
 from django.urls import path
 
 from payments.api import intents as pi
+from payments.api.deferred import deferred
 from payments.api import resources as r
 from payments.api import webhooks as wh
 
 app_name = "api"
 
 urlpatterns = [
-    path("payment_intents", pi.PaymentIntentCollectionApi.as_view(), name="payment-intents"),
+    # Confirming and capturing may wait on a simulated processor: deferred()
+    # awaits outside any thread or transaction (payments.api.deferred).
+    path(
+        "payment_intents",
+        deferred(pi.PaymentIntentCollectionApi.as_view()),
+        name="payment-intents",
+    ),
     path("payment_intents/<str:id>", pi.PaymentIntentApi.as_view(), name="payment-intent"),
     path(
         "payment_intents/<str:id>/confirm",
-        pi.PaymentIntentConfirmApi.as_view(),
+        deferred(pi.PaymentIntentConfirmApi.as_view()),
         name="payment-intent-confirm",
     ),
     path(
         "payment_intents/<str:id>/capture",
-        pi.PaymentIntentCaptureApi.as_view(),
+        deferred(pi.PaymentIntentCaptureApi.as_view()),
         name="payment-intent-capture",
     ),
     path(

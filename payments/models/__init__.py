@@ -5,6 +5,14 @@ from payments.models.events import Event, OutboxMessage
 from payments.models.idempotency import IdempotencyKey
 from payments.models.intents import Charge, Dispute, PaymentIntent, Refund, ThreeDSChallenge
 from payments.models.ledger import LedgerEntry, LedgerTransaction
+from payments.models.processors import (
+    PendingAuthorization,
+    Processor,
+    ProcessorBreaker,
+    ProcessorEvent,
+    ProcessorOutage,
+    RoutingRule,
+)
 from payments.models.webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -18,7 +26,13 @@ __all__ = [
     "OutboxMessage",
     "PaymentIntent",
     "PaymentMethod",
+    "PendingAuthorization",
+    "Processor",
+    "ProcessorBreaker",
+    "ProcessorEvent",
+    "ProcessorOutage",
     "Refund",
+    "RoutingRule",
     "ThreeDSChallenge",
     "WebhookAttempt",
     "WebhookDelivery",

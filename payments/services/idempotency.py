@@ -12,7 +12,12 @@ with its idempotency record:
 - a later duplicate replays it for 24 hours; with different parameters or on
   another endpoint it is an `idempotency_error`;
 - a request that fails validation raises, the transaction rolls back, and
-  nothing — not even the key — is saved (Stripe does the same).
+  nothing — not even the key — is saved (Stripe does the same);
+- a confirmation that waits on its simulated processor commits its first
+  phase with the record still in flight (`execute` returns None); the
+  transaction that applies the outcome saves the response
+  (`idempotency_complete`), so a duplicate meanwhile gets 409 and never a
+  second payment.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ class SavedResponse:
     status: int
     body: bytes
     replayed: bool
+    pending: bool = False
 
 
 def request_fingerprint(method: str, path: str, params: Any) -> str:
@@ -86,7 +92,7 @@ def run_idempotent(
     path: str,
     params: Any,
     request_id: str,
-    execute: Callable[[], tuple[int, bytes]],
+    execute: Callable[[], tuple[int, bytes] | None],
     now: datetime | None = None,
 ) -> SavedResponse:
     """Run `execute` at most once per (merchant, key); replay otherwise."""
@@ -107,14 +113,33 @@ def run_idempotent(
                 claimed = _claim(merchant_id, key, method, path, digest, request_id, now)
             if not claimed:
                 return _replay(record, method=method, path=path, digest=digest, key=key)
-        status, body = execute()
-        IdempotencyKey.objects.filter(merchant_id=merchant_id, key=key).update(
-            status=IdempotencyKey.Status.COMPLETED,
-            response_status=status,
-            response_body=body,
-            completed_at=now,
-        )
+        result = execute()
+        if result is None:
+            return SavedResponse(status=0, body=b"", replayed=False, pending=True)
+        status, body = result
+        idempotency_complete(merchant_id=merchant_id, key=key, status=status, body=body, now=now)
         return SavedResponse(status=status, body=body, replayed=False)
+
+
+def idempotency_complete(
+    *, merchant_id: int, key: str, status: int, body: bytes, now: datetime | None = None
+) -> None:
+    """Save the response of a request (the caller's transaction)."""
+    IdempotencyKey.objects.filter(merchant_id=merchant_id, key=key).update(
+        status=IdempotencyKey.Status.COMPLETED,
+        response_status=status,
+        response_body=body,
+        completed_at=now or timezone.now(),
+    )
+
+
+def idempotency_replay(*, merchant_id: int, key: str) -> SavedResponse | None:
+    record = IdempotencyKey.objects.filter(merchant_id=merchant_id, key=key).first()
+    if record is None or record.response_status is None:
+        return None
+    return SavedResponse(
+        status=record.response_status, body=bytes(record.response_body or b""), replayed=True
+    )
 
 
 def _replay(

@@ -12,25 +12,35 @@ failed charge, the intent back in `requires_payment_method` with
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Merchant
 from config.errors import CardError, InvalidRequestError
-from payments import ids, money, presenters, processing
-from payments.models import Charge, PaymentIntent, PaymentMethod, ThreeDSChallenge
+from payments import context, ids, money, presenters, processing
+from payments import directives as simulation
+from payments.directives import Directives
+from payments.models import (
+    Charge,
+    PaymentIntent,
+    PaymentMethod,
+    PendingAuthorization,
+    ThreeDSChallenge,
+)
 from payments.models.intents import CaptureMethod
 from payments.models.ledger import LedgerTransaction
 from payments.services.customers import get_customer
 from payments.services.disputes import open_dispute_if_card_says
 from payments.services.metadata import merge_metadata
 from payments.services.payment_methods import build_card, get_payment_method
+from payments.services.processors import breakers_record
 from payments.services.records import charge_entries, post_ledger
 from payments.services.transition import (
     check,
@@ -57,10 +67,18 @@ UPDATABLE = (
 
 @dataclass(frozen=True)
 class Outcome:
-    """A service result: the payment, and the card error to answer with (402) if declined."""
+    """A service result: the payment, and the card error to answer with (402) if declined.
+
+    `pending_ms` > 0: the confirmation waits on its simulated processor; the
+    payment is `processing` until `payment_intent_confirm_complete` applies
+    the recorded outcome (the API awaits the delay outside any transaction).
+    """
 
     intent: PaymentIntent
     error: CardError | None = None
+    pending_ms: int = 0
+    # A simulated latency to add to an answer already committed (capture).
+    delay_ms: int = 0
 
 
 def _validate_amount(amount: int, currency: str) -> None:
@@ -139,9 +157,14 @@ def payment_intent_create(
     return_url: str = "",
     confirm: bool = False,
     hosted_base_url: str = "",
+    simulate: str | None = None,
+    defer: bool = False,
+    expand: list[str] | None = None,
     now: datetime | None = None,
 ) -> Outcome:
-    """Create a payment (and confirm it when asked). Appends `payment_intent.created`."""
+    """Create a payment (and confirm it when asked). Appends `payment_intent.created`.
+    With `defer`, a confirmation whose processor takes time is left
+    `processing` (see `Outcome.pending_ms`)."""
     now = now or timezone.now()
     currency = _currency(currency)
     _validate_amount(amount, currency)
@@ -179,7 +202,16 @@ def payment_intent_create(
                 code="payment_intent_unexpected_state",
                 param="payment_method",
             )
-        return _confirm(intent, pm, return_url=return_url, hosted_base_url=hosted_base_url, now=now)
+        return _confirm(
+            intent,
+            pm,
+            return_url=return_url,
+            hosted_base_url=hosted_base_url,
+            simulate=simulate,
+            defer=defer,
+            expand=expand,
+            now=now,
+        )
     return Outcome(intent)
 
 
@@ -244,9 +276,16 @@ def payment_intent_confirm(
     payment_method_data: dict[str, Any] | None = None,
     return_url: str | None = None,
     hosted_base_url: str = "",
+    simulate: str | None = None,
+    defer: bool = False,
+    expand: list[str] | None = None,
     now: datetime | None = None,
 ) -> Outcome:
-    """Confirm: ask the processor, then authorise, capture, decline or ask for 3DS."""
+    """Confirm: route to the processors, then authorise, capture, decline or
+    ask for 3DS; a UPI payment goes `processing` and settles later. With
+    `defer`, a processor that takes time leaves the payment `processing`
+    with its recorded outcome (`PendingAuthorization`) for
+    `payment_intent_confirm_complete`."""
     now = now or timezone.now()
     intent = lock_intent(merchant_id=merchant.pk, intent_id=intent_id)
     # Only requires_payment_method / requires_confirmation may be confirmed:
@@ -266,7 +305,14 @@ def payment_intent_confirm(
     if return_url:
         intent.return_url = return_url
     return _confirm(
-        intent, pm, return_url=intent.return_url, hosted_base_url=hosted_base_url, now=now
+        intent,
+        pm,
+        return_url=intent.return_url,
+        hosted_base_url=hosted_base_url,
+        simulate=simulate,
+        defer=defer,
+        expand=expand,
+        now=now,
     )
 
 
@@ -277,15 +323,162 @@ def _confirm(
     return_url: str,
     hosted_base_url: str,
     now: datetime,
+    simulate: str | None = None,
+    defer: bool = False,
+    expand: list[str] | None = None,
 ) -> Outcome:
-    outcome = processing.authorize(_authorization_request(intent, pm))
+    # The header wins over `metadata[paylab_simulate]`; `http=` answers
+    # that status having done nothing (raising rolls the transaction back).
+    directives = simulation.for_request(simulate, intent.metadata, "confirm")
+    if directives is not None and directives.http:
+        raise simulation.http_error(directives)
+    outcome = processing.authorize(
+        _authorization_request(intent, pm), directives=directives, now=now
+    )
     if outcome.result == "requires_action":
         return Outcome(
             _require_action(
                 intent, pm, return_url=return_url, hosted_base_url=hosted_base_url, now=now
             )
         )
+    if outcome.result == "processing":
+        return Outcome(_begin_async_settlement(intent, pm, outcome, now=now))
+    if defer and outcome.latency_ms > 0:
+        # Phase 1 of a confirmation that waits: the plan is recorded and the
+        # payment is `processing` (so no other confirmation, update or cancel
+        # can interleave) before the transaction commits; the wait happens
+        # outside any transaction (payments.api.deferred).
+        PendingAuthorization.objects.create(
+            payment_intent=intent,
+            merchant_id=intent.merchant_id,
+            kind=PendingAuthorization.Kind.CARD,
+            outcome=outcome.as_dict(),
+            due_at=now + timedelta(milliseconds=outcome.latency_ms),
+            idempotency_key=context.current().idempotency_key,
+            expand=list(expand or []),
+            created=now,
+        )
+        transition(
+            intent,
+            Action.BEGIN_PROCESSING,
+            now=now,
+            changes={"payment_method": pm, "next_action": None, "last_payment_error": None},
+            emits=[("payment_intent.processing", intent)],
+        )
+        return Outcome(intent, pending_ms=outcome.latency_ms)
+    breakers_record(results=outcome.breaker_results, now=now)
     return _apply_authorization(intent, pm, outcome, now=now)
+
+
+def _begin_async_settlement(
+    intent: PaymentIntent,
+    pm: PaymentMethod,
+    outcome: processing.AuthorizationOutcome,
+    *,
+    now: datetime,
+) -> PaymentIntent:
+    """UPI: the processor accepted the collect request; the customer's bank
+    answers later. A pending charge, `processing`, and a settlement due."""
+    from payments import tasks
+
+    breakers_record(results=outcome.breaker_results, now=now)
+    result, seconds = processing.upi_settlement(str((pm.details or {}).get("vpa", "")))
+    charge = Charge(
+        id=ids.new_id("ch", now),
+        merchant_id=intent.merchant_id,
+        payment_intent=intent,
+        payment_method=pm,
+        customer_id=intent.customer_id,
+        amount=intent.amount,
+        currency=intent.currency,
+        status=Charge.Status.PENDING,
+        outcome=outcome.stripe_outcome(),
+        payment_method_details=_card_details(pm),
+        processor=outcome.processor,
+        created=now,
+    )
+    charge.save(force_insert=True)
+    PendingAuthorization.objects.create(
+        payment_intent=intent,
+        merchant_id=intent.merchant_id,
+        kind=PendingAuthorization.Kind.ASYNC,
+        outcome={**outcome.as_dict(), "settles": result},
+        due_at=now + timedelta(seconds=seconds),
+        created=now,
+    )
+    transition(
+        intent,
+        Action.BEGIN_PROCESSING,
+        now=now,
+        changes={
+            "latest_charge": charge,
+            "payment_method": pm,
+            "next_action": None,
+            "last_payment_error": None,
+            "processor": outcome.processor,
+        },
+        emits=[("charge.pending", charge), ("payment_intent.processing", intent)],
+    )
+    transaction.on_commit(
+        lambda: tasks.settle_pending_authorization.apply_async((intent.id,), countdown=seconds)
+    )
+    return intent
+
+
+@transaction.atomic
+def payment_intent_confirm_complete(
+    *, intent_id: str, now: datetime | None = None
+) -> Outcome | None:
+    """Phase 2 of a confirmation that waited on its processor, or the
+    settlement of a UPI payment: apply the recorded outcome to the
+    `processing` payment — breakers, charge, ledger, events — in one short
+    transaction. None when there is nothing (left) to apply: already applied
+    by the sweep or the request, or not yet due for an asynchronous method."""
+    now = now or timezone.now()
+    pending = PendingAuthorization.objects.select_for_update().filter(pk=intent_id).first()
+    if pending is None:
+        return None
+    intent = lock_intent(merchant_id=None, intent_id=intent_id)
+    if pending.kind == PendingAuthorization.Kind.ASYNC and pending.due_at > now:
+        return None
+    pm = intent.payment_method
+    assert pm is not None
+    data = dict(pending.outcome)
+    settles = data.pop("settles", None)
+    outcome = processing.AuthorizationOutcome.from_dict(data)
+    pending.delete()
+    if pending.kind == PendingAuthorization.Kind.ASYNC:
+        charge = Charge.objects.select_for_update().get(pk=intent.latest_charge_id)
+        if settles == "failed":
+            outcome = processing.AuthorizationOutcome(
+                **{
+                    **data,
+                    "result": "declined",
+                    "decline_code": "generic_decline",
+                    "error_code": "payment_method_provider_decline",
+                    "message": "The customer's bank declined the UPI payment.",
+                    "network_status": "declined_by_network",
+                    "outcome_type": "issuer_declined",
+                }
+            )
+        else:
+            outcome = processing.AuthorizationOutcome(**{**data, "result": "approved"})
+        return _apply_authorization(intent, pm, outcome, now=now, charge=charge)
+    breakers_record(results=outcome.breaker_results, now=now)
+    return _apply_authorization(intent, pm, outcome, now=now)
+
+
+def pending_authorizations_due(
+    *, now: datetime | None = None, grace_seconds: float = 0.0, limit: int = 500
+) -> list[str]:
+    """Payments whose recorded outcome is due: UPI settlements, and card
+    confirmations whose request died during its wait (older than `grace`)."""
+    now = now or timezone.now()
+    query = PendingAuthorization.objects.filter(
+        Q(kind=PendingAuthorization.Kind.ASYNC, due_at__lte=now)
+        | Q(kind=PendingAuthorization.Kind.CARD, due_at__lte=now - timedelta(seconds=grace_seconds))
+    )
+    return list(query.order_by("due_at").values_list("pk", flat=True)[:limit])
 
 
 def _authorization_request(
@@ -359,11 +552,13 @@ def _apply_authorization(
     outcome: processing.AuthorizationOutcome,
     *,
     now: datetime,
+    charge: Charge | None = None,
 ) -> Outcome:
     approved = outcome.result == "approved"
     manual = intent.capture_method == CaptureMethod.MANUAL
+    existing = charge
     charge = Charge(
-        id=ids.new_id("ch", now),
+        id=existing.id if existing else ids.new_id("ch", now),
         merchant_id=intent.merchant_id,
         payment_intent=intent,
         payment_method=pm,
@@ -377,10 +572,14 @@ def _apply_authorization(
         payment_method_details=_card_details(pm),
         processor=outcome.processor,
         authorization_code=outcome.authorization_code,
-        created=now,
+        created=existing.created if existing else now,
     )
+    if existing is not None:
+        # A UPI charge settling: the row exists, pending until now.
+        charge.save(force_update=True)
     if not approved:
-        charge.save(force_insert=True)
+        if existing is None:
+            charge.save(force_insert=True)
         error = {
             "type": "card_error",
             "code": charge.failure_code,
@@ -419,9 +618,11 @@ def _apply_authorization(
         "processor": outcome.processor,
     }
     if manual:
-        charge.save(force_insert=True)
+        if existing is None:
+            charge.save(force_insert=True)
         changes.update(
-            amount_capturable=intent.amount, authorization_expires_at=now + AUTHORIZATION_LIFETIME
+            amount_capturable=intent.amount,
+            authorization_expires_at=now + processing.authorization_lifetime(outcome),
         )
         transition(
             intent,
@@ -434,7 +635,7 @@ def _apply_authorization(
             ],
         )
         return Outcome(intent)
-    _capture_charge(intent, charge, intent.amount, now=now, new=True)
+    _capture_charge(intent, charge, intent.amount, now=now, new=existing is None)
     changes.update(amount_received=intent.amount, amount_capturable=0)
     transition(
         intent,
@@ -487,8 +688,29 @@ def payment_intent_capture(
 ) -> PaymentIntent:
     """Capture all or part of an authorisation; the rest is released.
     Appends `charge.captured` and `payment_intent.succeeded`."""
+    return payment_intent_capture_outcome(
+        merchant=merchant, intent_id=intent_id, amount_to_capture=amount_to_capture, now=now
+    ).intent
+
+
+@transaction.atomic
+def payment_intent_capture_outcome(
+    *,
+    merchant: Merchant,
+    intent_id: str,
+    amount_to_capture: int | None = None,
+    simulate: str | None = None,
+    now: datetime | None = None,
+) -> Outcome:
+    """Capture, or — when a `PayLab-Simulate` directive at capture says so —
+    fail it: the payment stays `requires_capture`, the failed attempt is
+    appended to the charge's `outcome.paylab.capture_attempts` and recorded
+    as `charge.updated`, and the error (402) is returned."""
     now = now or timezone.now()
     intent = lock_intent(merchant_id=merchant.pk, intent_id=intent_id)
+    directives = simulation.for_request(simulate, intent.metadata, "capture")
+    if directives is not None and directives.http:
+        raise simulation.http_error(directives)
     check(intent, Action.CAPTURE)
     amount = intent.amount_capturable if amount_to_capture is None else amount_to_capture
     if amount <= 0 or amount > intent.amount_capturable:
@@ -499,6 +721,9 @@ def payment_intent_capture(
             param="amount_to_capture",
         )
     charge = Charge.objects.select_for_update().get(pk=intent.latest_charge_id)
+    delay = (directives.latency_ms or 0) if directives is not None else 0
+    if directives is not None and (directives.decline or directives.processor_error):
+        return replace(_fail_capture(intent, charge, directives, now=now), delay_ms=delay)
     _capture_charge(intent, charge, amount, now=now)
     transition(
         intent,
@@ -513,7 +738,43 @@ def payment_intent_capture(
     )
     pm = charge.payment_method
     open_dispute_if_card_says(intent, charge, pm, now=now)
-    return intent
+    return Outcome(intent, delay_ms=delay)
+
+
+def _fail_capture(
+    intent: PaymentIntent, charge: Charge, directives: Directives, *, now: datetime
+) -> Outcome:
+    code = directives.decline or directives.processor_error or "processing_error"
+    outcome = dict(charge.outcome or {})
+    paylab = dict(outcome.get("paylab") or {})
+    paylab["capture_attempts"] = [
+        *(paylab.get("capture_attempts") or []),
+        {
+            "processor": charge.processor,
+            "result": "declined" if directives.decline else "error",
+            "code": code,
+            "simulate": directives.source,
+            "at": int(now.timestamp()),
+        },
+    ]
+    outcome["paylab"] = paylab
+    charge.outcome = outcome
+    charge.save(update_fields=["outcome"])
+    record_without_transition(intent, now=now, emits=[("charge.updated", charge)])
+    message = (
+        "Your card was declined."
+        if directives.decline
+        else "An error occurred while processing your card. Try again in a little bit."
+    )
+    return Outcome(
+        intent,
+        CardError(
+            message,
+            code="card_declined" if directives.decline else "processing_error",
+            decline_code=directives.decline,
+            extra={"charge": charge.id},
+        ),
+    )
 
 
 @transaction.atomic
@@ -623,7 +884,10 @@ def three_ds_challenge_complete(
     pm = intent.payment_method
     assert pm is not None
     if succeeded and not expired:
-        outcome = processing.authorize(_authorization_request(intent, pm, three_ds_completed=True))
+        outcome = processing.authorize(
+            _authorization_request(intent, pm, three_ds_completed=True), now=now
+        )
+        breakers_record(results=outcome.breaker_results, now=now)
         _apply_authorization(intent, pm, outcome, now=now)
     else:
         _fail_authentication(intent, pm, now=now)

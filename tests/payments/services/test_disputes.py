@@ -24,8 +24,9 @@ def _balance(merchant: Merchant) -> int:
     return selectors.merchant_balance(merchant.pk).get("usd", 0)
 
 
-def _captured_net(amount: int) -> int:
-    return amount - processing.capture_fee(processor="paylab", amount=amount, currency="usd")
+def _captured_net(amount: int, processor: str) -> int:
+    """Net of the fee of the processor the payment was routed to."""
+    return amount - processing.capture_fee(processor=processor, amount=amount, currency="usd")
 
 
 @pytest.mark.parametrize(
@@ -45,7 +46,7 @@ def test_a_dispute_card_opens_a_dispute_and_withdraws_amount_and_fee(
     assert (dispute.amount, dispute.fee) == (10_000, DISPUTE_FEE)
     assert intent.status == Status.SUCCEEDED
     assert intent.amount_disputed == 10_000
-    assert _balance(merchant) == _captured_net(10_000) - 10_000 - DISPUTE_FEE
+    assert _balance(merchant) == _captured_net(10_000, intent.processor) - 10_000 - DISPUTE_FEE
     [txn] = LedgerTransaction.objects.filter(payment_intent=intent, type="dispute")
     assert (txn.net, txn.fee) == (-(10_000 + DISPUTE_FEE), DISPUTE_FEE)
     types = list(
@@ -144,7 +145,7 @@ def test_an_inquiry_withdraws_no_funds(merchant: Merchant, pay: Pay) -> None:
     assert dispute.status == Dispute.Status.WARNING_NEEDS_RESPONSE
     assert dispute.fee == 0
     assert intent.amount_disputed == 0
-    assert _balance(merchant) == _captured_net(10_000)
+    assert _balance(merchant) == _captured_net(10_000, intent.processor)
     assert not LedgerTransaction.objects.filter(payment_intent=intent, type="dispute").exists()
 
     # When it is closed, however it ends
@@ -152,5 +153,5 @@ def test_an_inquiry_withdraws_no_funds(merchant: Merchant, pay: Pay) -> None:
 
     # Then it is a closed warning, and still nothing moved
     assert closed.status == Dispute.Status.WARNING_CLOSED
-    assert _balance(merchant) == _captured_net(10_000)
+    assert _balance(merchant) == _captured_net(10_000, intent.processor)
     assert verify.run().ok

@@ -136,8 +136,8 @@ def test_the_merchant_balance_is_the_sum_of_its_ledger(
     # Given a mix of payments, refunds and a dispute in two currencies
     paid = pay(amount=10_000)
     refunds.refund_create(merchant=merchant, payment_intent=paid.id, amount=2_500)
-    pay(amount=700, currency="jpy")
-    pay("pm_card_createDispute", amount=3_000)
+    yen = pay(amount=700, currency="jpy")
+    disputed = pay("pm_card_createDispute", amount=3_000)
     authorised = pay(manual=True, amount=9_000)
     intents.payment_intent_capture(
         merchant=merchant, intent_id=authorised.id, amount_to_capture=8_000
@@ -153,13 +153,14 @@ def test_the_merchant_balance_is_the_sum_of_its_ledger(
         summed[entry.currency] += entry.amount if entry.side == Side.CREDIT else -entry.amount
     assert balance == dict(summed)
     # …which is what the payments say: received - refunded - disputed - fees
-    fees = processing.capture_fee(processor="paylab", amount=10_000, currency="usd")
-    fees += processing.capture_fee(processor="paylab", amount=3_000, currency="usd")
-    fees += processing.capture_fee(processor="paylab", amount=8_000, currency="usd")
+    # (each at the fee model of the processor it was routed to)
+    fees = processing.capture_fee(processor=paid.processor, amount=10_000, currency="usd")
+    fees += processing.capture_fee(processor=disputed.processor, amount=3_000, currency="usd")
+    fees += processing.capture_fee(processor=authorised.processor, amount=8_000, currency="usd")
     fees += processing.dispute_fee(currency="usd")
     assert balance["usd"] == 10_000 - 2_500 + 3_000 - 3_000 + 8_000 - fees
     assert balance["jpy"] == 700 - processing.capture_fee(
-        processor="paylab", amount=700, currency="jpy"
+        processor=yen.processor, amount=700, currency="jpy"
     )
     # …and another merchant's ledger is its own
     assert selectors.merchant_balance(merchant_b.merchant.pk) == {}
