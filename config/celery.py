@@ -23,7 +23,7 @@ def ensure_broker_folders(options: Mapping[str, object]) -> None:
     has not published anything yet has not configured the app, and must not
     be reported unready only because no worker has created the folders.
     """
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         folder = options.get(key)
         if isinstance(folder, str) and folder:
             os.makedirs(folder, exist_ok=True)
