@@ -7,9 +7,9 @@ fails when a route exists that its table does not cover.
 from django.urls import path
 
 from payments.api import intents as pi
-from payments.api.deferred import deferred
 from payments.api import resources as r
 from payments.api import webhooks as wh
+from payments.api.deferred import deferred
 
 app_name = "api"
 
