@@ -14,7 +14,9 @@ completes, with a 44xx code naming why.
 Each websocket text frame is one event,
 `{"type": "event", "position": n, "event": {Stripe event}}`, encoded once by
 the relay from the event's snapshot and sent as is: no query and no encoding
-per message here (docs/events.md has the protocol).
+per message here. With `?batch=1` a client gets the events of one relay
+batch as one `{"type": "batch", "frames": [event frame, ...]}` frame
+(docs/events.md has the protocol).
 
 Resuming: a client that reconnects with `?last_event_id=evt_…` first gets,
 from the event log, every event in its scope published after that one, in
@@ -23,7 +25,7 @@ outbox `position` (the relay's publication order; see
 payments.services.outbox for why ids are not): the consumer joins its groups
 *before* reading the log, so an event published meanwhile is either in the
 log read or queued behind it, and what was already sent is dropped (see
-`_FeedConsumer._send`). Live messages can be repeated by a relay that died
+`_FeedConsumer._fresh`). Live messages can be repeated by a relay that died
 mid-batch (at least once); the same rule drops those.
 """
 
@@ -62,11 +64,12 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
     # Which log rows the replay may read: a filter on OutboxMessage.
     scope_filter: dict[str, Any]
     # The last events sent (positions and ids, oldest first), and the
-    # position below which everything is a repeat: see `_send`.
+    # position below which everything is a repeat: see `_fresh`.
     recent_ids: set[str]
     recent: deque[tuple[int, str]]
     memory: int
     floor: int
+    batch: bool
 
     def query(self, name: str) -> str | None:
         values = parse_qs(self.scope.get("query_string", b"").decode()).get(name)
@@ -78,8 +81,9 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
         self.floor = 0
         self.recent_ids = set()
         self.recent = deque()
-        # More than one relay batch (see `_send`).
+        # More than one relay batch (see `_fresh`).
         self.memory = settings.PAYLAB_RELAY_BATCH + 64
+        self.batch = self.query("batch") == "1"
         last_event_id = self.query("last_event_id")
         cursor = None
         if last_event_id:
@@ -97,8 +101,7 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
             self.floor = cursor + 1
             while True:
                 missed = await self._published_after(cursor)
-                for item in missed:
-                    await self._send(item)
+                await self._send(missed)
                 if len(missed) < REPLAY_CHUNK:
                     break
                 cursor = missed[-1]["position"]
@@ -124,8 +127,8 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
             )
         return [push_item(row.event, row.position or 0) for row in rows]
 
-    async def _send(self, item: dict[str, Any]) -> None:
-        """Send an item unless this client already has it.
+    def _fresh(self, item: dict[str, Any]) -> bool:
+        """Whether this client lacks the item (and remember it as sent).
 
         Normally positions only grow, and anything at or below the last one
         sent is a repeat (a replayed event pushed live too, or a batch pushed
@@ -139,18 +142,28 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
         fewer events than `memory`)."""
         position, event_id = item["position"], item["event_id"]
         if event_id in self.recent_ids or position < self.floor:
-            return
+            return False
         self.recent.append((position, event_id))
         self.recent_ids.add(event_id)
         if len(self.recent) > self.memory:
             forgotten, dropped = self.recent.popleft()
             self.recent_ids.discard(dropped)
             self.floor = max(self.floor, forgotten + 1)
-        await self.send(text_data=item["frame"])
+        return True
+
+    async def _send(self, items: list[dict[str, Any]]) -> None:
+        """Send what the client lacks: a frame per event, or with `?batch=1`
+        one `{"type": "batch", "frames": [...]}` frame for several (each
+        websocket message costs daphne far more than its bytes do)."""
+        frames = [item["frame"] for item in items if self._fresh(item)]
+        if self.batch and len(frames) > 1:
+            await self.send(text_data='{"type":"batch","frames":[' + ",".join(frames) + "]}")
+            return
+        for frame in frames:
+            await self.send(text_data=frame)
 
     async def events_push(self, message: dict[str, Any]) -> None:
-        for item in message["items"]:
-            await self._send(item)
+        await self._send(message["items"])
 
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "groups_joined", []):

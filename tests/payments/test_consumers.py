@@ -330,3 +330,20 @@ async def test_a_batch_republished_with_other_positions_is_sent_once_without_a_g
 
 def _items(event_ids: list[str]) -> dict[str, dict[str, Any]]:
     return {e.pk: outbox.push_item(e, 0) for e in Event.objects.filter(pk__in=event_ids)}
+
+
+async def test_a_batching_client_gets_a_relay_batch_as_one_frame(
+    viewer_a: User, merchant_a: MerchantWithKey
+) -> None:
+    communicator, connected, _ = await connect("/ws/events/?batch=1", viewer_a)
+    assert connected
+
+    _, events = await pay(merchant_a.merchant)
+    await publish()
+
+    frame = await communicator.receive_json_from(timeout=5)
+    assert frame["type"] == "batch"
+    assert [f["event"]["id"] for f in frame["frames"]] == events
+    assert {f["type"] for f in frame["frames"]} == {"event"}
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()
