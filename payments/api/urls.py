@@ -7,6 +7,7 @@ fails when a route exists that its table does not cover.
 from django.urls import path
 
 from payments.api import intents as pi
+from payments.api import processors as proc
 from payments.api import resources as r
 from payments.api import webhooks as wh
 from payments.api.deferred import deferred
@@ -14,6 +15,24 @@ from payments.api.deferred import deferred
 app_name = "api"
 
 urlpatterns = [
+    # PayLab's simulated processors (shared, not merchant-owned).
+    path("simulator/processors", proc.ProcessorCollectionApi.as_view(), name="processors"),
+    path(
+        "simulator/processor_outages",
+        proc.ProcessorOutageCollectionApi.as_view(),
+        name="processor-outages",
+    ),
+    path("simulator/processors/<str:id>", proc.ProcessorApi.as_view(), name="processor"),
+    path(
+        "simulator/processors/<str:id>/force_open",
+        proc.ProcessorForceOpenApi.as_view(),
+        name="processor-force-open",
+    ),
+    path(
+        "simulator/processors/<str:id>/reset",
+        proc.ProcessorResetApi.as_view(),
+        name="processor-reset",
+    ),
     # Confirming and capturing may wait on a simulated processor: deferred()
     # awaits outside any thread or transaction (payments.api.deferred).
     path(

@@ -122,7 +122,7 @@ def test_http_answers_that_status_and_does_nothing(merchant_a: MerchantWithKey) 
 
 def test_at_capture_fails_the_capture_and_records_it(merchant_a: MerchantWithKey) -> None:
     # Given an authorisation
-    status, intent = create(merchant_a, capture_method="manual")
+    _, intent = create(merchant_a, capture_method="manual")
     assert intent["status"] == "requires_capture"
 
     # When its capture is simulated to be declined
