@@ -121,13 +121,6 @@ class ProcessorSerializer(serializers.Serializer):
     circuit_breaker = BreakerSerializer()
 
 
-class ProcessorListSerializer(serializers.Serializer):
-    object = serializers.CharField()
-    data = ProcessorSerializer(many=True)
-    has_more = serializers.BooleanField()
-    url = serializers.CharField()
-
-
 class OutageSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     object = serializers.CharField(help_text="`simulator.processor_outage`")
@@ -139,13 +132,6 @@ class OutageSerializer(serializers.Serializer):
     error_code = serializers.CharField()
     latency_multiplier_pct = serializers.IntegerField()
     note = serializers.CharField()
-
-
-class OutageListSerializer(serializers.Serializer):
-    object = serializers.CharField()
-    data = OutageSerializer(many=True)
-    has_more = serializers.BooleanField()
-    url = serializers.CharField()
 
 
 class NoParamsSerializer(StripeSerializer):
@@ -176,7 +162,7 @@ def _list(request: Request, data: list[Body]) -> Body:
         summary="List the simulated processors",
         description="Every processor with its profile and its circuit breaker's state.",
         tag="Simulator",
-        response=ProcessorListSerializer,
+        response=schema.list_of(ProcessorSerializer),
     )
 )
 class ProcessorCollectionApi(StripeApi):
@@ -245,7 +231,7 @@ class ProcessorResetApi(StripeApi):
         "ListProcessorOutages",
         summary="List scheduled processor outages and brownouts",
         tag="Simulator",
-        response=OutageListSerializer,
+        response=schema.list_of(OutageSerializer),
     ),
     post=schema.operation(
         "ScheduleProcessorOutage",
