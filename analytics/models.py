@@ -163,7 +163,15 @@ class CustomerRollup(_Measured):
             )
         ]
         indexes = [
-            models.Index(fields=["merchant", "grain", "bucket"], name="customer_rollup_merchant")
+            models.Index(fields=["merchant", "grain", "bucket"], name="customer_rollup_merchant"),
+            # Top customers read each day's biggest cells first (selectors.top_customers).
+            models.Index(
+                fields=["grain", "bucket", "currency", "-amount"], name="customer_rollup_top"
+            ),
+            models.Index(
+                fields=["grain", "bucket", "currency", "merchant", "-amount"],
+                name="customer_rollup_top_merchant",
+            ),
         ]
 
 

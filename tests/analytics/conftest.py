@@ -84,3 +84,11 @@ def make_mix(a: Merchant, b: Merchant) -> Mix:
 @pytest.fixture
 def mix(merchant_a: MerchantWithKey, merchant_b: MerchantWithKey) -> Mix:
     return make_mix(merchant_a.merchant, merchant_b.merchant)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """The filter options are cached a minute; each test starts without."""
+    from django.core.cache import cache
+
+    cache.clear()
