@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -36,7 +37,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts import roles
 from accounts.models import Merchant
 from config.errors import PayLabError
-from payments import money, selectors
+from payments import money, presenters, selectors
 from payments.dashboard.forms import (
     AmountForm,
     DeliveryFilterForm,
@@ -223,13 +224,22 @@ def _routing(outcome: dict[str, Any]) -> dict[str, Any]:
     columns: list[str] = []
     for attempt in attempts:
         columns.extend(k for k in attempt if k not in columns)
-    extra = {k: v for k, v in paylab.items() if k not in {"attempts", "processor"}}
+    extra = {k: _readable(v) for k, v in paylab.items() if k not in {"attempts", "processor"}}
     return {
         "processor": paylab.get("processor", ""),
         "columns": columns,
         "attempts": [[a.get(c) for c in columns] for a in attempts],
         "extra": extra,
     }
+
+
+def _readable(value: Any) -> str:
+    """A routing value for people: lists joined, mappings as `key: value`."""
+    if isinstance(value, dict):
+        return " · ".join(f"{k.replace('_', ' ')}: {_readable(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_readable(v) for v in value) if value else "none"
+    return "—" if value is None else str(value)
 
 
 def _detail_context(request: HttpRequest, intent: PaymentIntent, **extra: Any) -> dict[str, Any]:
@@ -434,6 +444,8 @@ def _delivery_context(
         "delivery": delivery,
         "endpoint": endpoint,
         "attempts": selectors.webhook_attempts(delivery),
+        # The body as sent: the event's Stripe JSON.
+        "payload": json.dumps(presenters.event(delivery.event), indent=2),
         "may_act": roles.can_operate(request.user, delivery.merchant_id),
         "payment_url": reverse(
             "payments:payment_detail", kwargs={"payment_id": delivery.event.payment_intent_id}
