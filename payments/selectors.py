@@ -13,12 +13,12 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 from django.db.models import Q, QuerySet, Sum, TextField
 from django.db.models.functions import Cast
 
-from payments import money
+from payments import cards, money
 from payments.errors import missing
 from payments.models import (
     Charge,
@@ -318,14 +318,10 @@ def payment_search(
 
 
 def payment_filter_choices(scope: int | None) -> dict[str, list[str]]:
-    """Values the explorer's selects offer. Distinct over small tables only
-    (processors come from their settings when that table exists)."""
-    methods = PaymentMethod.objects.all()
-    if scope is not None:
-        methods = methods.filter(merchant_id=scope)
-    brands = sorted(
-        b for b in methods.exclude(brand="").values_list("brand", flat=True).distinct()[:50]
-    )
+    """Values the explorer's selects offer, from small tables only."""
+    # Brands come from the card table, not a DISTINCT over payment methods
+    # (one per payment: a full scan at 10 M rows on every page view).
+    brands = sorted(get_args(cards.Brand))
     return {
         "statuses": [s.value for s in Status],
         "currencies": sorted(money.CURRENCY_EXPONENTS),
