@@ -1149,17 +1149,50 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="SECONDS",
         help="before each run, wait up to this long for other work on the machine to stop",
     )
+    parser.add_argument(
+        "--processor-latency",
+        action="append",
+        metavar="P50:P99",
+        help="issue 4: set every simulated processor's latency to this p50/p99 in ms (and "
+        "their own failure rates to 0) before the run; repeat to compare, e.g. "
+        "--processor-latency 0:0 --processor-latency 300:600 (default: the shipped profiles)",
+    )
     parser.add_argument("--keep-db", action="store_true", help="leave the bench database")
     parser.add_argument("--verify", action="store_true", help="run manage.py verify after each run")
     return parser.parse_args(argv)
 
 
+def set_processor_latency(paylab: PayLab, spec: str) -> str:
+    """Issue 4: every processor at this latency, none failing on its own."""
+    p50, _, p99 = spec.partition(":")
+    document = json.loads(paylab._manage("processors", "export"))
+    for processor in document["processors"]:
+        processor.update(
+            latency_p50_ms=int(p50),
+            latency_p99_ms=int(p99 or p50),
+            soft_decline_rate_bp=0,
+            timeout_rate_bp=0,
+            unavailable_rate_bp=0,
+        )
+    path = BENCH_DIR / "processors.json"
+    path.write_text(json.dumps(document))
+    paylab._manage("processors", "import", str(path))
+    return f"processors: latency p50={int(p50)} ms p99={int(p99 or p50)} ms, no own failures"
+
+
 def run_paylab(
-    args: argparse.Namespace, paylab: PayLab, server: str, scenario: str
+    args: argparse.Namespace,
+    paylab: PayLab,
+    server: str,
+    scenario: str,
+    processor_latency: str | None = None,
 ) -> dict[str, Any]:
     secret = paylab.fresh_database()
     paylab.flush_redis()
+    latency_note = set_processor_latency(paylab, processor_latency) if processor_latency else None
     label = "daphne" if server == "daphne" else f"gunicorn x{args.workers} sync"
+    if processor_latency:
+        label += f" proc {processor_latency}ms"
     target = Target(f"paylab {label}", "127.0.0.1", args.port, secret)
     log = BENCH_DIR / f"server-{server}-{scenario}.log"
     command = paylab.command(server, args.workers)
@@ -1190,6 +1223,8 @@ def run_paylab(
         for spy in profiler:
             spy.wait(timeout=args.duration + 60)
     counts = paylab.count()
+    if latency_note:
+        measurement.notes.append(latency_note)
     measurement.notes.append(f"code: {paylab.source_note}")
     measurement.notes.append(paylab.durability())
     if busy_note:
@@ -1263,8 +1298,9 @@ def main(argv: list[str] | None = None) -> int:
             paylab.prepare_template()
         for server in servers:
             for scenario in scenarios:
-                print(f"running paylab {server} / {scenario} …", file=sys.stderr)
-                reports.append(run_paylab(args, paylab, server, scenario))
+                for latency in args.processor_latency or [None]:
+                    print(f"running paylab {server} / {scenario} / {latency} …", file=sys.stderr)
+                    reports.append(run_paylab(args, paylab, server, scenario, latency))
         if args.compare == "localstripe":
             for scenario in scenarios:
                 print(f"running localstripe / {scenario} …", file=sys.stderr)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from payments import views
+from payments import processor_views, views
 from payments.dashboard.urls import urlpatterns as dashboard_urlpatterns
 
 app_name = "payments"
@@ -8,4 +8,10 @@ app_name = "payments"
 urlpatterns = [
     path("hosted/3ds/<str:token>/", views.three_ds_challenge, name="three_ds_challenge"),
     *dashboard_urlpatterns,
+    path("processors/", processor_views.processor_list, name="processors"),
+    path(
+        "processors/<slug:name>/action",
+        processor_views.processor_action,
+        name="processor_action",
+    ),
 ]
