@@ -18,6 +18,18 @@ from payments.services import confirmations, intents
 from payments.services.intents import Outcome
 
 Params = dict[str, Any]
+SIMULATE_DOC = (
+    "\n\n**Fault injection (test keys):** a `PayLab-Simulate` header — or the same text in "
+    "`metadata[paylab_simulate]`, which follows the payment to its capture — forces an outcome "
+    "whatever the card: directives `name=value` separated by `;`: `decline=<decline code>` "
+    "(the issuer declines), `latency=250ms|1.5s` (≤ 30 s; the processor answers that late), "
+    "`processor_error=timeout|processor_unavailable` (the first processor fails; failover "
+    "applies), `processor=<name>` (route there), `http=400…599` (answer that status, do "
+    "nothing), `at=confirm|capture|any` (default `confirm`). Applied directives are recorded "
+    "on the charge (`paylab.simulate`) and its events; a malformed one is a 400 whose "
+    "`param` names the header or metadata key. The charge's `paylab` shows the routing "
+    "decision and every processor attempt."
+)
 COMPATIBILITY_ONLY = ("automatic_payment_methods", "setup_future_usage", "off_session")
 
 
@@ -68,7 +80,7 @@ def settle(view: StripeApi, outcome: Outcome, expand: list[str] | None) -> tuple
         "CreatePaymentIntent",
         summary="Create a payment intent",
         description="With `confirm=true` it is confirmed at once: a decline answers 402 "
-        "with the payment inside the error.",
+        "with the payment inside the error." + SIMULATE_DOC,
         tag="Payment intents",
         request=s.PaymentIntentCreateSerializer,
         response=schema.PaymentIntentSerializer,
@@ -147,7 +159,7 @@ class PaymentIntentApi(StripeApi):
         "ConfirmPaymentIntent",
         summary="Confirm a payment intent",
         description="Authorises (and with automatic capture, captures) the payment, or asks "
-        "for 3-D Secure (`requires_action`). A decline answers 402.",
+        "for 3-D Secure (`requires_action`). A decline answers 402." + SIMULATE_DOC,
         tag="Payment intents",
         request=s.PaymentIntentConfirmSerializer,
         path_id=("pi_", "payment intent"),
@@ -178,12 +190,15 @@ class PaymentIntentConfirmApi(StripeApi):
     post=schema.operation(
         "CapturePaymentIntent",
         summary="Capture a payment intent",
-        description="All or part of the authorised amount; the rest is released.",
+        description="All or part of the authorised amount; the rest is released. "
+        "A `PayLab-Simulate` directive with `at=capture` may fail it (402; the payment stays "
+        "`requires_capture`)." + SIMULATE_DOC,
         tag="Payment intents",
         request=s.PaymentIntentCaptureSerializer,
         path_id=("pi_", "payment intent"),
         response=schema.PaymentIntentSerializer,
         write=True,
+        declines=True,
     ),
 )
 class PaymentIntentCaptureApi(StripeApi):
