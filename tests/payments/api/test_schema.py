@@ -120,6 +120,8 @@ def test_card_operations_document_the_402_decline(spec: Spec) -> None:
     declining = {
         ("/v1/payment_intents", "post"),
         ("/v1/payment_intents/{id}/confirm", "post"),
+        # a PayLab-Simulate directive at capture may decline it (issue 4)
+        ("/v1/payment_intents/{id}/capture", "post"),
         ("/v1/payment_methods", "post"),
     }
     for path, item in spec["paths"].items():
