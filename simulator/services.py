@@ -28,6 +28,7 @@ import functools
 import json
 import logging
 import math
+import os
 import random
 import secrets
 import threading
@@ -65,7 +66,8 @@ from simulator.models import (
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 10.0
+# How long a slice's worker may go silent before the sweep hands the slice on.
+LEASE_SECONDS = float(os.environ.get("PAYLAB_SIMULATOR_LEASE_SECONDS", "10"))
 STATUS_EVERY = 0.1
 FOLLOW_UP_EVERY = 0.1
 BATCH_SECONDS = 0.05

@@ -1,0 +1,655 @@
+"""Historical seeding: a million payments in a minute, shaped exactly as the
+payment services shape them.
+
+Record, then replay. For each *shape* (an outcome, card and currency: paid,
+paid and refunded in full or in part, declined for each reason, authorised
+then captured or voided, disputed and won, lost or still open) the real
+services run once, inside a transaction that is rolled back, with sentinel
+amounts and clock values. Every row they wrote — payment method, payment
+intent, charge, refund, dispute, ledger transactions and entries, events
+with their snapshots, sequences and deltas, outbox rows — is captured and
+turned into a row template, where the ids, the amounts (and what derives
+from them: fee, net, negations) and the timestamps are placeholders. Seeding
+a payment is then filling a shape's templates with fresh ids, its amount,
+the fee the processor charges on it, and its historical times, and writing
+them in bulk: PostgreSQL `COPY` (psycopg 3 `cursor.copy`), batched
+`executemany` on SQLite.
+
+So no domain logic is duplicated here: the event log, the ledger and the
+projections are what the services produce, and `manage.py verify` passes.
+History is not news: the outbox rows are written as already published (no
+position), so nothing is pushed to websockets or webhooks.
+
+3-D Secure shapes are not seeded (a historical challenge is of no use);
+live 3DS traffic is the simulator's `three_ds_eu` scenario.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import connection, models, transaction
+from django.test.utils import override_settings
+from django.utils import timezone
+
+from accounts.models import Merchant
+from payments import ids, money, processing
+from payments.models import (
+    Charge,
+    Dispute,
+    Event,
+    LedgerEntry,
+    LedgerTransaction,
+    OutboxMessage,
+    PaymentIntent,
+    PaymentMethod,
+    Refund,
+)
+from payments.services import disputes, intents, refunds
+
+# Sentinels: an unusual amount and partial refund, and a clock far from any
+# real date, so every occurrence in the captured rows is unambiguous.
+AMOUNT = 7_654_321
+PARTIAL = 1_234_567
+T0 = datetime(2001, 9, 9, 1, 46, 40, tzinfo=UTC)  # Unix 1_000_000_000
+STEP = timedelta(seconds=100_000)  # step k of a shape happens at T0 + k * STEP
+
+# (name, card, manual, steps after the confirmation, weight in the mix)
+SHAPES: list[tuple[str, str, bool, tuple[str, ...], float]] = [
+    ("paid_visa", "pm_card_visa", False, (), 40),
+    ("paid_mastercard", "pm_card_mastercard", False, (), 22),
+    ("paid_amex", "pm_card_amex", False, (), 6),
+    ("paid_visa_debit", "pm_card_visa_debit", False, (), 5),
+    ("refunded", "pm_card_visa", False, ("refund_full",), 3),
+    ("refunded_partly", "pm_card_mastercard", False, ("refund_partial",), 2),
+    ("captured", "pm_card_visa", True, ("capture",), 6),
+    ("captured_refunded", "pm_card_visa", True, ("capture", "refund_partial"), 1),
+    ("voided", "pm_card_mastercard", True, ("cancel",), 1),
+    ("declined_generic", "pm_card_visa_chargeDeclined", False, (), 4),
+    ("declined_funds", "pm_card_visa_chargeDeclinedInsufficientFunds", False, (), 4),
+    ("declined_cvc", "pm_card_chargeDeclinedIncorrectCvc", False, (), 1),
+    ("declined_expired", "pm_card_chargeDeclinedExpiredCard", False, (), 1),
+    ("declined_lost", "pm_card_visa_chargeDeclinedLostCard", False, (), 0.3),
+    ("declined_stolen", "pm_card_visa_chargeDeclinedStolenCard", False, (), 0.3),
+    ("declined_processing", "pm_card_chargeDeclinedProcessingError", False, (), 1),
+    ("blocked_fraud", "pm_card_radarBlock", False, (), 0.6),
+    ("disputed_open", "pm_card_createDispute", False, (), 0.3),
+    ("disputed_lost", "pm_card_createDispute", False, ("dispute_lose",), 0.3),
+    ("disputed_won", "pm_card_createDispute", False, ("dispute_win",), 0.3),
+    ("inquiry", "pm_card_createDisputeInquiry", False, (), 0.1),
+]
+CURRENCIES = {"usd": 70, "eur": 20, "gbp": 10}
+
+# Written in this order (foreign keys are deferred: the order only matters
+# for reading the code).
+MODELS: list[type[models.Model]] = [
+    PaymentMethod,
+    PaymentIntent,
+    Charge,
+    LedgerTransaction,
+    LedgerEntry,
+    Refund,
+    Dispute,
+    Event,
+    OutboxMessage,
+]
+_SKIPPED_COLUMNS = {LedgerEntry: {"id"}, OutboxMessage: {"id"}}
+
+
+class _Rollback(Exception):
+    pass
+
+
+# --- Templates -----------------------------------------------------------------
+
+
+_FIELD = re.compile(r"\{(\w+)\}")
+
+
+@dataclass
+class ColumnTemplate:
+    pg: str  # COPY text format (escaped), with {placeholders}
+    sqlite: str
+    null: bool = False
+    names: tuple[str, ...] = ()
+
+
+@dataclass
+class RowTemplate:
+    model: type[models.Model]
+    columns: list[ColumnTemplate]
+
+
+@dataclass
+class Shape:
+    name: str
+    currency: str
+    rows: list[RowTemplate]
+    # (step, seconds after it) of every time placeholder.
+    times: set[tuple[int, int]] = field(default_factory=set)
+    id_kinds: dict[str, str] = field(default_factory=dict)  # placeholder → id prefix
+    id_steps: dict[str, int] = field(default_factory=dict)  # placeholder → step that made it
+    processor: str = ""
+    dispute_fee: int = 0
+    partial: bool = False
+    steps: int = 0
+
+
+def _copy_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _columns(model: type[models.Model]) -> list[models.Field[Any, Any]]:
+    skipped = _SKIPPED_COLUMNS.get(model, set())
+    return [f for f in model._meta.concrete_fields if f.column not in skipped]
+
+
+class _Templater:
+    """Turns captured values into format strings with placeholders."""
+
+    def __init__(self, ids_found: dict[str, str], numbers: dict[int, str], steps: int) -> None:
+        self.steps = steps
+        # Longest first: a client secret contains its payment's id.
+        self.ids = sorted(ids_found.items(), key=lambda item: -len(item[0]))
+        self.numbers = numbers
+        self.times: set[tuple[int, int]] = set()
+        self._number = re.compile(
+            r"(?<![\w.])("
+            + "|".join(re.escape(str(n)) for n in sorted(numbers, key=lambda n: -abs(n)))
+            + r")(?![\w.])"
+        )
+        self._stamp = re.compile(r"(?<![\w.])(1\d{9})(?![\w.])")
+
+    def _time_name(self, moment: datetime) -> str:
+        seconds = int((moment - T0).total_seconds())
+        step = max(0, min(seconds // int(STEP.total_seconds()), self.steps))
+        delta = seconds - step * int(STEP.total_seconds())
+        self.times.add((step, delta))
+        return f"t{step}_{delta}".replace("-", "m")
+
+    def _unix_name(self, match: re.Match[str]) -> str:
+        value = int(match.group(1))
+        if not (T0.timestamp() <= value < T0.timestamp() + 10 * STEP.total_seconds() + 30 * 86400):
+            return match.group(0)
+        return "{" + self._time_name(datetime.fromtimestamp(value, UTC)) + "_unix}"
+
+    def text(self, value: str) -> str:
+        value = value.replace("{", "{{").replace("}", "}}")
+        for found, name in self.ids:
+            value = value.replace(found, "{" + name + "}")
+        value = self._number.sub(lambda m: "{" + self.numbers[int(m.group(1))] + "}", value)
+        return self._stamp.sub(self._unix_name, value)
+
+    def column(self, field_: models.Field[Any, Any], value: Any) -> ColumnTemplate:
+        if value is None:
+            return ColumnTemplate(pg="\\N", sqlite="", null=True)
+        if isinstance(field_, models.JSONField):
+            text = self.text(json.dumps(value))
+        elif isinstance(value, bool):
+            return ColumnTemplate(pg="t" if value else "f", sqlite="1" if value else "0")
+        elif isinstance(value, datetime):
+            text = "{" + self._time_name(value) + "}"
+        elif isinstance(value, int):
+            text = "{" + self.numbers[value] + "}" if value in self.numbers else str(value)
+        elif isinstance(value, bytes | memoryview):
+            raise ValueError(f"binary column {field_.name} is not seeded")
+        else:
+            text = self.text(str(value))
+        names = tuple(_FIELD.findall(text))
+        if not names:
+            text = text.format()  # a constant: collapse the escaped braces now
+        return ColumnTemplate(pg=_copy_escape(text), sqlite=text, names=names)
+
+
+def _sentinel_numbers(fee: int, dispute_fee: int, partial: bool) -> dict[int, str]:
+    refund = PARTIAL if partial else AMOUNT
+    numbers = {
+        AMOUNT: "amt",
+        -AMOUNT: "namt",
+        fee: "fee",
+        AMOUNT - fee: "net",
+        -(AMOUNT - fee): "nnet",
+        PARTIAL: "ref",
+        -PARTIAL: "nref",
+        AMOUNT - PARTIAL: "rest",
+    }
+    if dispute_fee:
+        numbers[AMOUNT + dispute_fee] = "dtot"
+        numbers[-(AMOUNT + dispute_fee)] = "ndtot"
+    if not partial:
+        numbers.pop(PARTIAL)
+        numbers.pop(-PARTIAL)
+        numbers.pop(AMOUNT - PARTIAL)
+    del refund
+    return numbers
+
+
+def _record(
+    merchant: Merchant, card: str, manual: bool, steps: tuple[str, ...], currency: str
+) -> tuple[PaymentIntent, Any]:
+    """Run the services for one shape (the caller rolls back)."""
+    outcome = intents.payment_intent_create(
+        merchant=merchant,
+        amount=AMOUNT,
+        currency=currency,
+        payment_method=card,
+        confirm=True,
+        capture_method="manual" if manual else "automatic_async",
+        now=T0,
+    )
+    intent = outcome.intent
+    for k, step in enumerate(steps, start=1):
+        at = T0 + k * STEP
+        if step == "capture":
+            intents.payment_intent_capture(merchant=merchant, intent_id=intent.pk, now=at)
+        elif step == "cancel":
+            intents.payment_intent_cancel(merchant=merchant, intent_id=intent.pk, now=at)
+        elif step in ("refund_full", "refund_partial"):
+            refunds.refund_create(
+                merchant=merchant,
+                payment_intent=intent.pk,
+                amount=PARTIAL if step == "refund_partial" else None,
+                now=at,
+            )
+        elif step in ("dispute_win", "dispute_lose"):
+            dispute = Dispute.objects.get(payment_intent=intent)
+            disputes.dispute_close(
+                merchant=merchant, dispute_id=dispute.pk, won=step == "dispute_win", now=at
+            )
+    return intent, outcome
+
+
+def build_shape(merchant: Merchant, name: str, currency: str) -> Shape:
+    """Capture what the services write for one shape, as templates."""
+    _, card, manual, steps, _ = next(s for s in SHAPES if s[0] == name)
+    captured: dict[type[models.Model], list[dict[str, Any]]] = {}
+    # Processor faults and latency are random: off while recording, so the
+    # shape is the card's outcome (a fault is a decline shape of its own).
+    with override_settings(PAYLAB_PROCESSOR_FAULTS=False), transaction.atomic():
+        try:
+            with transaction.atomic():
+                intent, _ = _record(merchant, card, manual, steps, currency)
+                pi = intent.pk
+                pm_id: str | None = PaymentIntent.objects.filter(pk=pi).values_list(
+                    "payment_method_id", flat=True
+                )[0]
+                charge_ids = list(
+                    Charge.objects.filter(payment_intent_id=pi).values_list("pk", flat=True)
+                )
+                pm_id = (
+                    pm_id
+                    or Charge.objects.filter(pk__in=charge_ids)
+                    .values_list("payment_method_id", flat=True)
+                    .first()
+                )
+                txn_ids = list(
+                    LedgerTransaction.objects.filter(payment_intent_id=pi)
+                    .order_by("created", "pk")
+                    .values_list("pk", flat=True)
+                )
+                event_ids = list(
+                    Event.objects.filter(payment_intent_id=pi)
+                    .order_by("sequence")
+                    .values_list("pk", flat=True)
+                )
+                filters: dict[type[models.Model], Any] = {
+                    PaymentMethod: {"pk": pm_id},
+                    PaymentIntent: {"pk": pi},
+                    Charge: {"payment_intent_id": pi},
+                    LedgerTransaction: {"payment_intent_id": pi},
+                    LedgerEntry: {"transaction_id__in": txn_ids},
+                    Refund: {"payment_intent_id": pi},
+                    Dispute: {"payment_intent_id": pi},
+                    Event: {"payment_intent_id": pi},
+                    OutboxMessage: {"event_id__in": event_ids},
+                }
+                for model in MODELS:
+                    names = [f.attname for f in _columns(model)]
+                    order = "sequence" if model is Event else "pk"
+                    if model is OutboxMessage:
+                        order = "id"
+                    captured[model] = list(
+                        model._default_manager.filter(**filters[model])
+                        .order_by(order)
+                        .values(*names)
+                    )
+                processor = (
+                    Charge.objects.filter(pk__in=charge_ids)
+                    .values_list("processor", flat=True)
+                    .first()
+                    or ""
+                )
+                secret = PaymentIntent.objects.filter(pk=pi).values_list(
+                    "client_secret", flat=True
+                )[0]
+                raise _Rollback
+        except _Rollback:
+            pass
+    fee = processing.capture_fee(processor=processor, amount=AMOUNT, currency=currency)
+    dispute_fee = processing.dispute_fee(currency=currency) if "dispute" in card.lower() else 0
+    partial = "refund_partial" in steps
+    found: dict[str, str] = {pi: "pi", secret: "secret"}
+    id_kinds = {"pi": "pi"}
+    if pm_id:
+        found[pm_id] = "pm"
+        id_kinds["pm"] = "pm"
+    for k, row in enumerate(captured[Charge]):
+        found[row["id"]] = f"ch{k}"
+        id_kinds[f"ch{k}"] = "ch"
+    for model, prefix in (
+        (LedgerTransaction, "txn"),
+        (Refund, "re"),
+        (Dispute, "dp"),
+        (Event, "evt"),
+    ):
+        for k, row in enumerate(captured[model]):
+            found[row["id"]] = f"{prefix}{k}"
+            id_kinds[f"{prefix}{k}"] = prefix
+    templater = _Templater(found, _sentinel_numbers(fee, dispute_fee, partial), len(steps))
+    # Each id takes the time of the step that created its object, so ids
+    # still sort by creation time.
+    id_steps: dict[str, int] = {}
+    for model in (PaymentMethod, PaymentIntent, Charge, LedgerTransaction, Refund, Dispute, Event):
+        for row in captured[model]:
+            placeholder = found.get(row["id"])
+            if placeholder and "created" in row:
+                step = int((row["created"] - T0).total_seconds() // STEP.total_seconds())
+                id_steps[placeholder] = max(0, min(step, len(steps)))
+    rows: list[RowTemplate] = []
+    for model in MODELS:
+        fields = _columns(model)
+        for row in captured[model]:
+            if model is OutboxMessage:
+                # History is not news: already published, never pushed.
+                created = row["created"]
+                row = {
+                    **row,
+                    "published_at": created,
+                    "claimed_by": "seed",
+                    "attempts": 1,
+                    "position": None,
+                }
+            if "merchant_id" in row:
+                row = {**row, "merchant_id": -1}
+            columns = [templater.column(f, row[f.attname]) for f in fields]
+            rows.append(RowTemplate(model=model, columns=columns))
+    # The merchant placeholder: captured as -1, filled per payment.
+    for template in rows:
+        for column in template.columns:
+            if column.pg == "-1":
+                column.pg = column.sqlite = "{merchant}"
+                column.names = ("merchant",)
+    return Shape(
+        name=name,
+        currency=currency,
+        rows=rows,
+        times=templater.times,
+        id_kinds=id_kinds,
+        id_steps=id_steps,
+        processor=processor,
+        dispute_fee=dispute_fee,
+        partial=partial,
+        steps=len(steps),
+    )
+
+
+# --- Filling ---------------------------------------------------------------------
+
+_B62 = ids.ALPHABET.encode()
+_TRANSLATE = bytes(_B62[i % 62] for i in range(256))
+
+
+class _Ids:
+    """Stripe-style ids with a historical time prefix, fast: random bytes in
+    bulk, mapped onto base62 (the tiny modulo bias is of no consequence for
+    the uniqueness 95 random bits give)."""
+
+    def __init__(self) -> None:
+        self.pool = b""
+        self.offset = 0
+
+    def random(self, n: int) -> str:
+        if self.offset + n > len(self.pool):
+            self.pool = secrets.token_bytes(1 << 20).translate(_TRANSLATE)
+            self.offset = 0
+        chunk = self.pool[self.offset : self.offset + n]
+        self.offset += n
+        return chunk.decode()
+
+    def new(self, prefix: str, millis: int) -> str:
+        return f"{prefix}_{ids._encode(millis, 8)}{self.random(16)}"
+
+
+def _pg_time(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat()
+
+
+def _sqlite_time(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).replace(tzinfo=None).isoformat(" ")
+
+
+@dataclass
+class SeedReport:
+    payments: int = 0
+    rows: int = 0
+    by_shape: dict[str, int] = field(default_factory=dict)
+
+
+def _hour_weights() -> list[float]:
+    # Quiet nights, a morning rise, a lunch bump and an evening peak.
+    return [
+        0.25,
+        0.15,
+        0.1,
+        0.08,
+        0.08,
+        0.12,
+        0.3,
+        0.6,
+        0.9,
+        1.0,
+        1.05,
+        1.15,
+        1.3,
+        1.2,
+        1.05,
+        1.0,
+        1.05,
+        1.15,
+        1.35,
+        1.5,
+        1.45,
+        1.1,
+        0.7,
+        0.4,
+    ]
+
+
+WEEKDAY_WEIGHTS = [1.0, 1.02, 1.04, 1.06, 1.18, 0.8, 0.7]  # Monday … Sunday
+
+
+def payments_seed(
+    *,
+    payments: int,
+    days: int = 90,
+    merchants: list[Merchant],
+    seed: int | None = None,
+    batch: int = 10_000,
+    progress: Callable[[int, int], None] | None = None,
+    now: datetime | None = None,
+) -> SeedReport:
+    """Write `payments` historical payments over the last `days`."""
+    now = now or timezone.now()
+    rng = random.Random(seed)
+    postgres = connection.vendor == "postgresql"
+    shapes: dict[tuple[str, str], Shape] = {}
+    recorder = merchants[0]
+    for name, *_ in SHAPES:
+        for currency in CURRENCIES:
+            shapes[(name, currency)] = build_shape(recorder, name, currency)
+    names = [s[0] for s in SHAPES]
+    weights = [s[4] for s in SHAPES]
+    currencies = sorted(CURRENCIES)
+    currency_weights = [CURRENCIES[c] for c in currencies]
+    # Day weights: weekday pattern, a gentle growth over the period.
+    start = (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
+    day_weights = [
+        WEEKDAY_WEIGHTS[(start + timedelta(days=d)).weekday()] * (1 + 0.3 * d / max(1, days))
+        for d in range(days)
+    ]
+    hours = _hour_weights()
+    id_maker = _Ids()
+    report = SeedReport()
+    fmt_time = _pg_time if postgres else _sqlite_time
+    limit = now.timestamp() - 60
+    done = 0
+    while done < payments:
+        size = min(batch, payments - done)
+        buffers: dict[type[models.Model], list[Any]] = {m: [] for m in MODELS}
+        picks = rng.choices(names, weights=weights, k=size)
+        money_picks = rng.choices(currencies, weights=currency_weights, k=size)
+        day_picks = rng.choices(range(days), weights=day_weights, k=size)
+        hour_picks = rng.choices(range(24), weights=hours, k=size)
+        for k in range(size):
+            shape = shapes[(picks[k], money_picks[k])]
+            report.by_shape[shape.name] = report.by_shape.get(shape.name, 0) + 1
+            base = (
+                start.timestamp()
+                + day_picks[k] * 86400
+                + hour_picks[k] * 3600
+                + rng.random() * 3600
+            )
+            base = min(base, limit - 86400 * 3 if shape.steps else limit)
+            step_times = [base]
+            for _ in range(shape.steps):
+                step_times.append(min(step_times[-1] + rng.uniform(600, 86400 * 3), limit))
+            values = _values(
+                shape,
+                rng,
+                id_maker,
+                step_times,
+                fmt_time,
+                merchants[rng.randrange(len(merchants))].pk,
+            )
+            for template in shape.rows:
+                if postgres:
+                    line = "\t".join(
+                        c.pg.format_map(values) if c.names else c.pg for c in template.columns
+                    )
+                    buffers[template.model].append(line)
+                else:
+                    buffers[template.model].append(
+                        tuple(
+                            None
+                            if c.null
+                            else (c.sqlite.format_map(values) if c.names else c.sqlite)
+                            for c in template.columns
+                        )
+                    )
+        with transaction.atomic():
+            for model in MODELS:
+                rows = buffers[model]
+                if not rows:
+                    continue
+                report.rows += len(rows)
+                _write(model, rows, postgres)
+        done += size
+        report.payments = done
+        if progress:
+            progress(done, payments)
+    return report
+
+
+def _values(
+    shape: Shape,
+    rng: random.Random,
+    id_maker: _Ids,
+    step_times: list[float],
+    fmt_time: Callable[[float], str],
+    merchant_id: int,
+) -> dict[str, Any]:
+    currency = shape.currency
+    low = money.minimum_amount(currency) * 2
+    amount = max(
+        low,
+        min(
+            int(2500 * 10 ** money.exponent(currency) / 100 * math.exp(rng.gauss(0, 0.9))),
+            9_999_999,
+        ),
+    )
+    fee = processing.capture_fee(processor=shape.processor, amount=amount, currency=currency)
+    refund = max(1, amount // 3) if shape.partial else amount
+    values: dict[str, Any] = {
+        "merchant": merchant_id,
+        "amt": amount,
+        "namt": -amount,
+        "fee": fee,
+        "net": amount - fee,
+        "nnet": -(amount - fee),
+        "ref": refund,
+        "nref": -refund,
+        "rest": amount - refund,
+        "dtot": amount + shape.dispute_fee,
+        "ndtot": -(amount + shape.dispute_fee),
+    }
+    for name, prefix in shape.id_kinds.items():
+        at = step_times[min(shape.id_steps.get(name, 0), len(step_times) - 1)]
+        values[name] = id_maker.new(prefix, int(at * 1000))
+    values["secret"] = f"{values['pi']}_secret_{id_maker.random(24)}"
+    for step, delta in shape.times:
+        moment = step_times[min(step, len(step_times) - 1)] + delta
+        name = f"t{step}_{delta}".replace("-", "m")
+        values[name] = fmt_time(moment)
+        values[name + "_unix"] = int(moment)
+    return values
+
+
+def _write(model: type[models.Model], rows: list[Any], postgres: bool) -> None:
+    table = model._meta.db_table
+    columns = [str(f.column) for f in _columns(model)]
+    quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
+    with connection.cursor() as cursor:
+        if postgres:
+            with cursor.copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+                copy.write("\n".join(rows) + "\n")
+        else:
+            marks = ", ".join(["%s"] * len(columns))
+            cursor.executemany(f"INSERT INTO {table} ({quoted}) VALUES ({marks})", rows)  # noqa: S608
+
+
+def merchants_for_seed(count: int) -> list[Merchant]:
+    """The first `count` merchants, creating `seed-merchant-N` ones if too few."""
+    from accounts.services import merchant_create_with_key
+
+    found = list(Merchant.objects.order_by("pk")[:count])
+    for k in range(len(found), count):
+        merchant, _ = merchant_create_with_key(
+            name=f"Seed merchant {k + 1}", slug=f"seed-merchant-{k + 1}"
+        )
+        found.append(merchant)
+    return found
+
+
+def rebuild_rollups(progress: Callable[[str], None] | None = None) -> bool:
+    """Analytics' rollups from the event log, when analytics has them."""
+    try:
+        from analytics import services as analytics_services
+    except ImportError:
+        return False
+    rebuild = getattr(analytics_services, "rollups_rebuild", None)
+    if rebuild is None:
+        return False
+    rebuild(progress=progress)
+    return True
+
+
+def iter_shapes() -> Iterator[str]:
+    return (s[0] for s in SHAPES)
