@@ -171,14 +171,26 @@ class Stack:
         )
         self.spawn(str(BIN / "daphne"), "-p", str(self.web_port), "config.asgi:application")
         self.spawn(sys.executable, "manage.py", "relay", "--poll", "0.5")
-        deadline = time.monotonic() + 30
+        # Both up before anything is measured (on a loaded box Django takes
+        # many seconds to import; a relay still starting is a backlog).
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", self.web_port), timeout=0.5).close()
-                return
+                if b"relay: publishing" in (self.var / "stack.log").read_bytes():
+                    return
             except OSError:
-                time.sleep(0.2)
-        raise RuntimeError("daphne did not start")
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("daphne or the relay did not start")
+
+    def cpu_seconds(self, name: str) -> float:
+        """User + system CPU of the stack process whose command mentions `name`."""
+        for process in self.processes:
+            if name in " ".join(map(str, process.args)):  # type: ignore[arg-type]
+                fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return 0.0
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -309,6 +321,19 @@ async def latency(args: argparse.Namespace, stack: Stack, cast: dict[str, Any]) 
     received: dict[str, list[float]] = {}
     counts = [0]
     listeners = [asyncio.create_task(_listen(f, received, counts)) for f in feeds]
+    # Warm up: one payment reaches every client before the clock starts.
+    warm = stack.var / "warm.txt"
+    await _generate_one(stack, cast["merchants"][0]["id"], warm)
+    warm_id = warm.read_text().split()[0]
+    expected_warm = len(feeds) // len(cast["merchants"]) if args.per_merchant else len(feeds)
+    for _ in range(600):
+        if len(received.get(warm_id, [])) >= expected_warm:
+            break
+        await asyncio.sleep(0.1)
+    received.clear()
+    counts[0] = 0
+    cpu_before = {name: stack.cpu_seconds(name) for name in ("daphne", "relay")}
+    client_before = time.process_time()
     outs = [stack.var / f"commits-{g}.txt" for g in range(args.generators)]
     generators = [
         await asyncio.create_subprocess_exec(
@@ -332,6 +357,8 @@ async def latency(args: argparse.Namespace, stack: Stack, cast: dict[str, Any]) 
     for generator in generators:
         await generator.wait()
     await asyncio.sleep(3)
+    cpu = {name: stack.cpu_seconds(name) - cpu_before[name] for name in cpu_before}
+    cpu["clients"] = time.process_time() - client_before
     for task in listeners:
         task.cancel()
     for feed in feeds:
@@ -349,6 +376,7 @@ async def latency(args: argparse.Namespace, stack: Stack, cast: dict[str, Any]) 
         (t - commits[pi]) * 1000 for pi, times in received.items() if pi in commits for t in times
     ]
     span = max(commits.values()) - min(commits.values())
+    relay_lag = await asyncio.to_thread(_relay_lag_ms, commits)
     return {
         "clients": args.clients,
         "per_merchant": args.per_merchant,
@@ -358,12 +386,56 @@ async def latency(args: argparse.Namespace, stack: Stack, cast: dict[str, Any]) 
         "payments_seen_per_client": expected_per_payment,
         "batch_frames": args.batch,
         "events_received": counts[0],
+        # CPU time, whatever the box's load: what one core could sustain.
+        "daphne_cpu_s": round(cpu["daphne"], 2),
+        "daphne_cpu_us_per_event_sent": round(cpu["daphne"] / max(counts[0], 1) * 1e6, 1),
+        "clients_cpu_s": round(cpu["clients"], 2),
+        "relay_cpu_ms_per_payment": round(cpu["relay"] / max(len(commits), 1) * 1e3, 2),
+        # commit → the relay's publication (outbox published_at), per payment
+        "relay_lag_p50_ms": round(percentile(relay_lag, 0.50), 1),
+        "relay_lag_p99_ms": round(percentile(relay_lag, 0.99), 1),
         "latency_samples": len(samples),
         "p50_ms": round(percentile(samples, 0.50), 1),
         "p95_ms": round(percentile(samples, 0.95), 1),
         "p99_ms": round(percentile(samples, 0.99), 1),
         "max_ms": round(max(samples), 1),
     }
+
+
+def _relay_lag_ms(commits: dict[str, float]) -> list[float]:
+    from django.db import connection
+    from django.db.models import Max
+
+    from payments.models import OutboxMessage
+
+    published = dict(
+        OutboxMessage.objects.filter(event__payment_intent_id__in=list(commits))
+        .values("event__payment_intent_id")
+        .annotate(at=Max("published_at"))
+        .values_list("event__payment_intent_id", "at")
+    )
+    connection.close()
+    return [(at.timestamp() - commits[pi]) * 1000 for pi, at in published.items() if at]
+
+
+async def _generate_one(stack: Stack, merchant_id: int, out: Path) -> None:
+    generator = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "generate",
+        "--rate",
+        "1",
+        "--seconds",
+        "1",
+        "--threads",
+        "1",
+        "--merchants",
+        str(merchant_id),
+        "--out",
+        str(out),
+        env=stack.env,
+    )
+    await generator.wait()
 
 
 async def capacity(args: argparse.Namespace, stack: Stack, cast: dict[str, Any]) -> dict[str, Any]:

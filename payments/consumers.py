@@ -44,6 +44,7 @@ from payments.models import OutboxMessage, PaymentIntent
 from payments.relay import ensure_embedded_relay
 from payments.services.outbox import (
     ALL_GROUP,
+    PUSH_TYPE,
     merchant_group,
     payment_group,
     push_item,
@@ -164,6 +165,19 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
 
     async def events_push(self, message: dict[str, Any]) -> None:
         await self._send(message["items"])
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels closes stale database connections before every handler,
+        through a hop to its one thread-sensitive executor thread. A push
+        touches no database (database_sync_to_async does that hop itself for
+        the reads at connect), and under fan-out that hop, per message per
+        client, serialised every daphne client behind one thread: 100 staff
+        feeds at 20 payments/s fell seconds behind with daphne mostly idle
+        (docs/benchmarks.md, "Events")."""
+        if message["type"] == PUSH_TYPE:
+            await self.events_push(message)
+            return
+        await super().dispatch(message)
 
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "groups_joined", []):
