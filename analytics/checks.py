@@ -37,7 +37,7 @@ def check_rollups(report: Report) -> None:
         checkpoint = services._checkpoint_locked()
         since = services._minute_since(timezone.now()) + 3600
         expected = services.expected_cells(checkpoint.position, since_minute=since)
-        for cube in services.CUBES:
+        for cube in services.TABLES:
             name = cube.model.__name__
             want = _nonzero(expected[name])
             have = _nonzero(services.stored_cells(cube, since_minute=since))

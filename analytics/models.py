@@ -13,12 +13,25 @@ measures, so any coarser question is a SUM over cells:
   brand x outcome x decline code, with counts, amounts and a latency
   histogram. Minute, hour and day grains (day derived from hour on rebuild).
 - `SeriesRollup` — the same facts without method, brand and decline code: what
-  the time series, KPIs and per-processor charts read. Ten times fewer rows
-  than `Rollup`, which is what keeps a 90-day chart cheap at 10 M payments.
+  the time series, KPIs and per-processor charts read.
+- `ReasonRollup` — declines by decline code (the failure-reason chart).
+- `BrandRollup` — approvals and declines by method and brand (the mix).
 - `BinRollup` — approvals per card BIN and brand (hour, day).
-- `CustomerRollup` — succeeded volume per customer per day (top customers).
+- `CustomerRollup` — succeeded volume per customer per day.
+- `TopCustomerRollup` — each day's biggest `TOP_PER_DAY` customer cells
+  (per merchant and over all merchants): what the top-customers chart reads.
 - `StatusRollup` — payments by current status, bucketed by their creation
   time: each transition moves one count from its old status to its new.
+
+Every table but `Rollup` and `CustomerRollup` also holds **total members**
+(an OLAP cube's "ALL"): `merchant` NULL is the cell summed over every
+merchant, processor `*` (and currency `*` where the table has one as a
+filter only) summed over every processor (currency). A chart then reads
+exactly the cells of its filter — an unfiltered 90-day failure-reason chart
+reads 90 days x 8 codes, not x merchants x processors x currencies — so its
+cost depends neither on payments nor on how many merchants there are. The
+total cells are written by the same projector transaction and rebuild as the
+others (analytics.services.Cube.totals) and checked by verify.
 
 Buckets are Unix seconds (UTC) aligned to the grain, so the bucket
 arithmetic is the same integer division on PostgreSQL, SQLite and Python.
@@ -51,17 +64,21 @@ LATENCY_BOUNDS_MS: tuple[int, ...] = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 
 HISTOGRAM = tuple(f"h{i}" for i in range(len(LATENCY_BOUNDS_MS) + 1))
 
 
+# The total member of a text dimension ("every processor", "every currency").
+ALL = "*"
+
+
 class _Cell(models.Model):
     grain = models.IntegerField(choices=Grain.choices)
     bucket = models.BigIntegerField()  # Unix seconds of the bucket start
-    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="+")
     count = models.BigIntegerField(default=0)
 
     class Meta:
         abstract = True
 
     def __str__(self) -> str:
-        return f"{type(self).__name__} {self.grain}s@{self.bucket} merchant {self.merchant_id}"
+        merchant = getattr(self, "merchant_id", None) or "all"
+        return f"{type(self).__name__} {self.grain}s@{self.bucket} merchant {merchant}"
 
 
 class _Measured(_Cell):
@@ -92,6 +109,7 @@ class _Timed(_Measured):
 
 
 class Rollup(_Timed):
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="+")
     processor = models.CharField(max_length=64)
     currency = models.CharField(max_length=3)
     method = models.CharField(max_length=16)
@@ -119,39 +137,113 @@ class Rollup(_Timed):
         indexes = [models.Index(fields=["merchant", "grain", "bucket"], name="rollup_merchant")]
 
 
+def _all_merchants() -> models.ForeignKey[Merchant | None, Merchant | None]:
+    """The merchant of a table with total members: NULL is every merchant."""
+    return models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="+", null=True)
+
+
+def _cells(name: str, dims: list[str]) -> list[models.BaseConstraint]:
+    """One cell per key. NULLs never conflict in a unique index, so the
+    every-merchant cells (merchant NULL) have their own partial one: the
+    upsert names it in `ON CONFLICT (…) WHERE merchant_id IS NULL`."""
+    return [
+        models.UniqueConstraint(fields=["grain", "bucket", "merchant", *dims], name=f"{name}_cell"),
+        models.UniqueConstraint(
+            fields=["grain", "bucket", *dims],
+            condition=models.Q(merchant__isnull=True),
+            name=f"{name}_all",
+        ),
+    ]
+
+
+def _read_index(name: str, fields: list[str]) -> models.Index:
+    """What a chart reads: its filter's cells over a range of buckets. The
+    (merchant, processor, …) prefix is an equality for every scope (NULL and
+    `*` being the totals), so the index hands over exactly those cells;
+    small tables list their measures too, for index-only scans."""
+    return models.Index(fields=fields, name=f"{name}_read")
+
+
 class SeriesRollup(_Timed):
-    processor = models.CharField(max_length=64)
+    merchant = _all_merchants()
+    processor = models.CharField(max_length=64)  # or ALL
     currency = models.CharField(max_length=3)
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["grain", "bucket", "merchant", "processor", "currency", "outcome"],
-                name="series_rollup_cell",
+        constraints = _cells("series_rollup", ["processor", "currency", "outcome"])
+        indexes = [
+            _read_index("series_rollup", ["merchant", "processor", "grain", "bucket", "currency"])
+        ]
+
+
+class ReasonRollup(_Cell):
+    """Declined charges by decline code (outcome `failed` only)."""
+
+    merchant = _all_merchants()
+    processor = models.CharField(max_length=64)  # or ALL
+    currency = models.CharField(max_length=3)  # or ALL
+    code = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = _cells("reason_rollup", ["processor", "currency", "code"])
+        indexes = [
+            _read_index(
+                "reason_rollup",
+                ["merchant", "processor", "currency", "grain", "bucket", "code", "count"],
             )
         ]
+
+
+class BrandRollup(_Cell):
+    """Approved and declined charges by payment method and brand."""
+
+    merchant = _all_merchants()
+    processor = models.CharField(max_length=64)  # or ALL
+    currency = models.CharField(max_length=3)  # or ALL
+    method = models.CharField(max_length=16)
+    brand = models.CharField(max_length=20)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)  # succeeded / failed
+
+    class Meta:
+        constraints = _cells(
+            "brand_rollup", ["processor", "currency", "method", "brand", "outcome"]
+        )
         indexes = [
-            models.Index(fields=["merchant", "grain", "bucket"], name="series_rollup_merchant")
+            _read_index(
+                "brand_rollup",
+                [
+                    "merchant",
+                    "processor",
+                    "currency",
+                    "grain",
+                    "bucket",
+                    "method",
+                    "brand",
+                    "outcome",
+                    "count",
+                ],
+            )
         ]
 
 
 class BinRollup(_Cell):
+    merchant = _all_merchants()
     brand = models.CharField(max_length=20)
     bin = models.CharField(max_length=6)
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["grain", "bucket", "merchant", "brand", "bin", "outcome"],
-                name="bin_rollup_cell",
+        constraints = _cells("bin_rollup", ["brand", "bin", "outcome"])
+        indexes = [
+            _read_index(
+                "bin_rollup", ["merchant", "grain", "bucket", "brand", "bin", "outcome", "count"]
             )
         ]
-        indexes = [models.Index(fields=["merchant", "grain", "bucket"], name="bin_rollup_merchant")]
 
 
 class CustomerRollup(_Measured):
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="+")
     currency = models.CharField(max_length=3)
     customer_id = models.CharField(max_length=40)
 
@@ -163,8 +255,7 @@ class CustomerRollup(_Measured):
             )
         ]
         indexes = [
-            models.Index(fields=["merchant", "grain", "bucket"], name="customer_rollup_merchant"),
-            # Top customers read each day's biggest cells first (selectors.top_customers).
+            # A day's biggest cells first: what TopCustomerRollup is refreshed from.
             models.Index(
                 fields=["grain", "bucket", "currency", "-amount"], name="customer_rollup_top"
             ),
@@ -175,18 +266,39 @@ class CustomerRollup(_Measured):
         ]
 
 
+# How many of a day's customers TopCustomerRollup keeps per merchant (and over
+# all merchants) and currency.
+TOP_PER_DAY = 100
+
+
+class TopCustomerRollup(_Measured):
+    """The `TOP_PER_DAY` biggest `CustomerRollup` cells of each day, currency
+    and merchant — and over every merchant (merchant NULL) — ties broken by
+    customer id. Not additive: the projector recomputes a (day, merchant,
+    currency) group from `CustomerRollup` whenever it touches it, the
+    rebuild ranks every group, verify ranks the recomputed cells."""
+
+    merchant = _all_merchants()
+    currency = models.CharField(max_length=3)
+    customer_id = models.CharField(max_length=40)
+
+    class Meta:
+        constraints = _cells("top_customer_rollup", ["currency", "customer_id"])
+        indexes = [
+            _read_index(
+                "top_customer_rollup",
+                ["merchant", "currency", "grain", "bucket", "customer_id", "count", "amount"],
+            )
+        ]
+
+
 class StatusRollup(_Cell):
+    merchant = _all_merchants()
     status = models.CharField(max_length=32)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["grain", "bucket", "merchant", "status"], name="status_rollup_cell"
-            )
-        ]
-        indexes = [
-            models.Index(fields=["merchant", "grain", "bucket"], name="status_rollup_merchant")
-        ]
+        constraints = _cells("status_rollup", ["status"])
+        indexes = [_read_index("status_rollup", ["merchant", "grain", "bucket", "status", "count"])]
 
 
 class Checkpoint(models.Model):

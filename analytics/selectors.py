@@ -4,9 +4,13 @@ Every function takes a `Scope` — the merchants the user may see (narrowed
 by the merchant filter), the processor and currency filters and a `Window`
 of buckets — and reads only rollup tables, never payments, so a chart costs
 the same at 10 M payments as at ten: what a query reads is bounded by
-buckets x dimension cells, not by payments. The window picks its grain so a
-chart has at most ~180 points: minutes up to 3 h, hours up to 8 days, days
-beyond.
+buckets x dimension cells, not by payments. Each chart has its own narrow
+table with total members (analytics.models): an unfiltered query reads the
+"every merchant / every processor" cells, a filtered one the filter's
+cells, so a query reads about as many rows as the chart has numbers. The
+window picks its grain so a chart has at most ~180 points: minutes up to
+3 h, hours up to 8 days, days beyond (a 24 h range reads hour cells, 90 d
+day cells).
 
 Money is never summed across currencies: money figures are in one
 `currency` — the filter's, or else the one with the most payments in the
@@ -22,20 +26,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.core.cache import cache
-from django.db import connection
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from analytics.models import (
+    ALL,
     HISTOGRAM,
     LATENCY_BOUNDS_MS,
     BinRollup,
-    CustomerRollup,
+    BrandRollup,
     Grain,
     Outcome,
-    Rollup,
+    ReasonRollup,
     SeriesRollup,
     StatusRollup,
+    TopCustomerRollup,
 )
 from analytics.services import minute_retention
 
@@ -105,16 +110,34 @@ class Scope:
     processor: str = ""
     currency: str = ""
 
-    def rows(self, model: Any, *, window: Window | None = None, dims: bool = True) -> QuerySet[Any]:
+    def cells(
+        self,
+        model: Any,
+        *,
+        window: Window | None = None,
+        processor: bool = False,
+        currency: str = "",
+    ) -> QuerySet[Any]:
+        """The model's cells of this scope in the window. Every merchant is
+        the total member (merchant NULL); `processor`: the filter's processor
+        or the every-processor total; `currency`: "total" (the filter's or
+        the every-currency total), "split" (the filter's, else every
+        currency's own cells) or "" (the table has no currency)."""
         window = window or self.window
         query = model.objects.filter(
             grain=window.grain, bucket__gte=window.start, bucket__lt=window.end
         )
-        if self.merchant_ids is not None:
+        if self.merchant_ids is None:
+            query = query.filter(merchant__isnull=True)
+        elif len(self.merchant_ids) == 1:
+            query = query.filter(merchant_id=self.merchant_ids[0])
+        else:
             query = query.filter(merchant_id__in=self.merchant_ids)
-        if dims and self.processor:
-            query = query.filter(processor=self.processor)
-        if dims and self.currency:
+        if processor:
+            query = query.filter(processor=self.processor or ALL)
+        if currency == "total":
+            query = query.filter(currency=self.currency or ALL)
+        elif currency == "split" and self.currency:
             query = query.filter(currency=self.currency)
         return query.order_by()
 
@@ -195,21 +218,15 @@ def overview(scope: Scope) -> Overview:
     """KPIs for the window and the one before it, and the time series: two
     queries on the series rollup."""
     window = scope.window
-    rows = list(
-        scope.rows(SeriesRollup)
-        .values("bucket", "outcome", "currency")
-        .annotate(n=Sum("count"), total=Sum("amount"))
-    )
-    previous_rows = list(
-        scope.rows(SeriesRollup, window=window.previous)
-        .values("outcome", "currency")
-        .annotate(n=Sum("count"), total=Sum("amount"))
-    )
+    # (bucket, outcome, currency, count, amount): each row is one cell already
+    # (one merchant or every merchant, one processor or all), so no GROUP BY.
+    rows = _series_rows(scope, window)
+    previous_rows = _series_rows(scope, window.previous)
     currencies: dict[str, dict[str, int]] = defaultdict(lambda: {"count": 0, "amount": 0})
-    for row in rows:
-        if row["outcome"] == Outcome.SUCCEEDED:
-            currencies[row["currency"]]["count"] += row["n"]
-            currencies[row["currency"]]["amount"] += row["total"]
+    for _, outcome, currency, n, total in rows:
+        if outcome == Outcome.SUCCEEDED:
+            currencies[currency]["count"] += n
+            currencies[currency]["amount"] += total
     shown = scope.currency or (
         max(currencies, key=lambda c: (currencies[c]["count"], c)) if currencies else "usd"
     )
@@ -218,25 +235,35 @@ def overview(scope: Scope) -> Overview:
     series = {
         name: [0] * len(index) for name in ("succeeded", "failed", "volume", "refunds", "disputes")
     }
-    for row in rows:
-        _fold(current, row["outcome"], row["currency"], row["n"], row["total"], shown)
-        i = index.get(row["bucket"])
+    for bucket, outcome, currency, n, total in rows:
+        _fold(current, outcome, currency, n, total, shown)
+        i = index.get(bucket)
         if i is None:
             continue
-        if row["outcome"] == Outcome.SUCCEEDED:
-            series["succeeded"][i] += row["n"]
-            if row["currency"] == shown:
-                series["volume"][i] += row["total"]
-        elif row["outcome"] == Outcome.FAILED:
-            series["failed"][i] += row["n"]
-        elif row["outcome"] == Outcome.REFUNDED:
-            series["refunds"][i] += row["n"]
-        elif row["outcome"] == Outcome.DISPUTED:
-            series["disputes"][i] += row["n"]
-    for row in previous_rows:
-        _fold(previous, row["outcome"], row["currency"], row["n"], row["total"], shown)
+        if outcome == Outcome.SUCCEEDED:
+            series["succeeded"][i] += n
+            if currency == shown:
+                series["volume"][i] += total
+        elif outcome == Outcome.FAILED:
+            series["failed"][i] += n
+        elif outcome == Outcome.REFUNDED:
+            series["refunds"][i] += n
+        elif outcome == Outcome.DISPUTED:
+            series["disputes"][i] += n
+    for _, outcome, currency, n, total in previous_rows:
+        _fold(previous, outcome, currency, n, total, shown)
     ordered = dict(sorted(currencies.items(), key=lambda item: -item[1]["count"]))
     return Overview(scope, shown, ordered, current, previous, window.buckets(), series)
+
+
+def _series_rows(scope: Scope, window: Window) -> list[tuple[int, str, str, int, int]]:
+    query = scope.cells(SeriesRollup, window=window, processor=True, currency="split")
+    if scope.merchant_ids is not None and len(scope.merchant_ids) > 1:
+        grouped = query.values_list("bucket", "outcome", "currency").annotate(
+            Sum("count"), Sum("amount")
+        )
+        return list(grouped)
+    return list(query.values_list("bucket", "outcome", "currency", "count", "amount"))
 
 
 def kpis(scope: Scope) -> Overview:
@@ -254,23 +281,25 @@ class Breakdown:
 
 
 def breakdown(scope: Scope) -> Breakdown:
-    """Failure reasons and the method/brand mix: one query on the full rollup."""
-    rows = (
-        scope.rows(Rollup)
-        .filter(outcome__in=(Outcome.SUCCEEDED, Outcome.FAILED))
-        .values("outcome", "code", "method", "brand")
-        .annotate(n=Sum("count"))
-    )
+    """Failure reasons and the method/brand mix: one small query on each of
+    their tables."""
     reasons: dict[str, int] = defaultdict(int)
+    for code, n in (
+        scope.cells(ReasonRollup, processor=True, currency="total")
+        .values_list("code")
+        .annotate(Sum("count"))
+    ):
+        reasons[code or "unknown"] += n
     brands: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in rows:
-        key = (row["method"], row["brand"])
+    for method, brand, outcome, n in (
+        scope.cells(BrandRollup, processor=True, currency="total")
+        .values_list("method", "brand", "outcome")
+        .annotate(Sum("count"))
+    ):
         cell = brands.setdefault(
-            key, {"method": key[0], "brand": key[1], "succeeded": 0, "failed": 0}
+            (method, brand), {"method": method, "brand": brand, "succeeded": 0, "failed": 0}
         )
-        cell[row["outcome"]] += row["n"]
-        if row["outcome"] == Outcome.FAILED:
-            reasons[row["code"] or "unknown"] += row["n"]
+        cell[outcome] += n
     for cell in brands.values():
         cell["rate"] = rate(cell["succeeded"], cell["succeeded"] + cell["failed"])
     return Breakdown(
@@ -308,14 +337,17 @@ def percentile(histogram: Sequence[int], q: float) -> float | None:
 
 
 def processors(scope: Scope) -> list[ProcessorStats]:
-    """Success rate and latency percentiles per processor (series rollup)."""
+    """Success rate and latency percentiles per processor (series rollup,
+    every merchant's or the scope's cells of each processor)."""
     sums = {name: Sum(name) for name in HISTOGRAM}
-    rows = (
-        scope.rows(SeriesRollup)
-        .filter(outcome__in=(Outcome.SUCCEEDED, Outcome.FAILED))
-        .values("processor", "outcome")
-        .annotate(n=Sum("count"), **sums)
+    query = scope.cells(SeriesRollup, currency="split").filter(
+        outcome__in=(Outcome.SUCCEEDED, Outcome.FAILED)
     )
+    # One processor's cells, or each processor's (not the every-processor total).
+    query = (
+        query.filter(processor=scope.processor) if scope.processor else query.exclude(processor=ALL)
+    )
+    rows = query.values("processor", "outcome").annotate(n=Sum("count"), **sums)
     by_name: dict[str, dict[str, Any]] = {}
     for row in rows:
         cell = by_name.setdefault(
@@ -341,14 +373,8 @@ def status_distribution(scope: Scope) -> list[tuple[str, int]]:
     """Payments created in the window by their current status (merchant
     filter only: a payment's currency and processor may change)."""
     window = scope.window.coarser((Grain.HOUR, Grain.DAY))
-    rows = (
-        scope.rows(StatusRollup, window=window, dims=False)
-        .values("status")
-        .annotate(n=Sum("count"))
-    )
-    return sorted(
-        ((r["status"], r["n"]) for r in rows if r["n"]), key=lambda item: (-item[1], item[0])
-    )
+    rows = scope.cells(StatusRollup, window=window).values_list("status").annotate(Sum("count"))
+    return sorted(((status, n) for status, n in rows if n), key=lambda item: (-item[1], item[0]))
 
 
 @dataclass
@@ -359,33 +385,26 @@ class CustomerVolume:
     label: str = ""
 
 
-PER_DAY = 200
-
-
 def top_customers(scope: Scope, currency: str, *, limit: int = 10) -> list[CustomerVolume]:
     """Customers by succeeded volume in `currency` over the days the window
-    touches (the customer rollup is daily; the processor filter does not
-    apply).
+    touches (the processor filter does not apply).
 
-    Bounded at any scale: on PostgreSQL it reads at most the PER_DAY
-    biggest customer cells of each day (a LATERAL index scan per day), so a
-    90-day window reads ≤ 18,000 cells however many customers pay. A
-    customer is then counted only on the days they were among that day's
-    top PER_DAY — exact for every window with fewer customers per day, an
+    Reads TopCustomerRollup: each day's TOP_PER_DAY biggest customers of the
+    scope's merchant (or of every merchant), so a 90-day window reads at
+    most 90 x TOP_PER_DAY rows however many customers pay. A customer is
+    counted only on the days they were among that day's biggest — exact for
+    every window with fewer paying customers a day than that, an
     under-estimate for a customer who spreads small payments thinly over
     many days of a huge one (docs/analytics.md)."""
     window = scope.window.coarser((Grain.DAY,))
-    if connection.vendor == "postgresql":
-        top = _top_customers_lateral(scope, window, currency, limit)
-    else:
-        rows = (
-            scope.rows(CustomerRollup, window=window, dims=False)
-            .filter(currency=currency)
-            .values("customer_id")
-            .annotate(n=Sum("count"), total=Sum("amount"))
-            .order_by("-total", "customer_id")[:limit]
-        )
-        top = [CustomerVolume(r["customer_id"], r["n"], r["total"]) for r in rows]
+    rows = (
+        scope.cells(TopCustomerRollup, window=window)
+        .filter(currency=currency)
+        .values_list("customer_id")
+        .annotate(n=Sum("count"), total=Sum("amount"))
+        .order_by("-total", "customer_id")[:limit]
+    )
+    top = [CustomerVolume(customer_id, n, total) for customer_id, n, total in rows]
     if top:
         from payments.models import Customer
 
@@ -395,35 +414,6 @@ def top_customers(scope: Scope, currency: str, *, limit: int = 10) -> list[Custo
         for customer in top:
             customer.label = emails.get(customer.customer_id) or customer.customer_id
     return top
-
-
-def _top_customers_lateral(
-    scope: Scope, window: Window, currency: str, limit: int
-) -> list[CustomerVolume]:
-    table = CustomerRollup._meta.db_table
-    # One merchant: an equality, so the (…, merchant, -amount) index hands
-    # the day's biggest cells of that merchant over in order.
-    merchants = "" if scope.merchant_ids is None else "AND merchant_id = ANY(%s)"
-    if scope.merchant_ids is not None and len(scope.merchant_ids) == 1:
-        merchants = "AND merchant_id = %s"
-    params: list[Any] = [window.start, window.end - window.grain, window.grain, currency]
-    if scope.merchant_ids is not None:
-        one = len(scope.merchant_ids) == 1
-        params.append(scope.merchant_ids[0] if one else list(scope.merchant_ids))
-    params += [PER_DAY, limit]
-    sql = f"""
-        SELECT t.customer_id, SUM(t.count), SUM(t.amount) AS total
-        FROM generate_series(%s::bigint, %s::bigint, %s::bigint) AS d(bucket)
-        CROSS JOIN LATERAL (
-            SELECT customer_id, count, amount FROM {table}
-            WHERE grain = 86400 AND bucket = d.bucket AND currency = %s {merchants}
-            ORDER BY amount DESC LIMIT %s
-        ) t
-        GROUP BY t.customer_id ORDER BY total DESC, t.customer_id LIMIT %s
-    """  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [CustomerVolume(row[0], int(row[1]), int(row[2])) for row in cursor.fetchall()]
 
 
 @dataclass
@@ -440,19 +430,17 @@ def bins(scope: Scope, *, limit: int = 12) -> list[BinStats]:
     filter only)."""
     window = scope.window.coarser((Grain.HOUR, Grain.DAY))
     rows = (
-        scope.rows(BinRollup, window=window, dims=False)
-        .values("brand", "bin", "outcome")
-        .annotate(n=Sum("count"))
+        scope.cells(BinRollup, window=window)
+        .values_list("brand", "bin", "outcome")
+        .annotate(Sum("count"))
     )
     stats: dict[tuple[str, str], BinStats] = {}
-    for row in rows:
-        cell = stats.setdefault(
-            (row["brand"], row["bin"]), BinStats(row["brand"], row["bin"], 0, 0)
-        )
-        if row["outcome"] == Outcome.SUCCEEDED:
-            cell.succeeded += row["n"]
+    for brand, bin_, outcome, n in rows:
+        cell = stats.setdefault((brand, bin_), BinStats(brand, bin_, 0, 0))
+        if outcome == Outcome.SUCCEEDED:
+            cell.succeeded += n
         else:
-            cell.failed += row["n"]
+            cell.failed += n
     busiest = sorted(stats.values(), key=lambda s: (-(s.succeeded + s.failed), s.bin))[:limit]
     return [replace(s, rate=rate(s.succeeded, s.succeeded + s.failed)) for s in busiest]
 
@@ -469,10 +457,8 @@ def filter_options(merchant_ids: tuple[int, ...] | None) -> dict[str, list[str]]
     cached = cache.get(key)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    window = Window.last("90d").coarser((Grain.DAY,))
-    query = SeriesRollup.objects.filter(grain=Grain.DAY, bucket__gte=window.start)
-    if merchant_ids is not None:
-        query = query.filter(Q(merchant_id__in=merchant_ids))
+    scope = Scope(merchant_ids, Window.last("90d").coarser((Grain.DAY,)))
+    query = scope.cells(SeriesRollup).exclude(processor=ALL)
     options = {
         "processors": sorted(set(query.values_list("processor", flat=True).distinct())),
         "currencies": sorted(set(query.values_list("currency", flat=True).distinct())),

@@ -24,6 +24,7 @@ never double count.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -38,15 +39,20 @@ from django.utils import timezone
 
 from analytics import facts
 from analytics.models import (
+    ALL,
     HISTOGRAM,
+    TOP_PER_DAY,
     BinRollup,
+    BrandRollup,
     Checkpoint,
     CustomerRollup,
     Grain,
     Outcome,
+    ReasonRollup,
     Rollup,
     SeriesRollup,
     StatusRollup,
+    TopCustomerRollup,
 )
 from payments.models import Event, OutboxMessage
 
@@ -61,7 +67,13 @@ def minute_retention() -> timedelta:
 @dataclass(frozen=True)
 class Cube:
     """One rollup table: its dimensions (fact attributes and columns), grains,
-    measures, and which facts it counts."""
+    measures, and which facts it counts.
+
+    `totals` are the dimensions that also have a total member (merchant_id
+    NULL, any other `ALL`): each fact is added to its own cell and to every
+    cell with some of those dimensions replaced by their total — 2^k cells,
+    which the projector folds in memory and the rebuild derives from the
+    base cells with one GROUP BY per combination."""
 
     model: type[models.Model]
     dims: tuple[str, ...]
@@ -71,6 +83,7 @@ class Cube:
     status: bool = False  # fed by status facts (count = sum of deltas)
     keep: Callable[[Any], bool] = lambda fact: True
     keep_sql: str = "1 = 1"
+    totals: tuple[str, ...] = ()
 
     @property
     def table(self) -> str:
@@ -88,8 +101,32 @@ class Cube:
     def key(self) -> tuple[str, ...]:
         return ("grain", "bucket", *self.dims)
 
+    def total_combinations(self) -> list[tuple[str, ...]]:
+        """Every non-empty set of `totals` dimensions, as they are replaced."""
+        return [
+            combo
+            for size in range(1, len(self.totals) + 1)
+            for combo in itertools.combinations(self.totals, size)
+        ]
+
+
+def total_of(dim: str) -> str | None:
+    """The total member of a dimension: NULL for the merchant, else `ALL`."""
+    return None if dim == "merchant_id" else ALL
+
+
+def total_sql(dim: str) -> str:
+    return "NULL" if dim == "merchant_id" else f"'{ALL}'"
+
+
+def base_sql(dim: str) -> str:
+    """A condition true of the cells that are not the dimension's total."""
+    return "merchant_id IS NOT NULL" if dim == "merchant_id" else f"{dim} <> '{ALL}'"
+
 
 ALL_GRAINS = (Grain.MINUTE.value, Grain.HOUR.value, Grain.DAY.value)
+DECIDED = (Outcome.SUCCEEDED, Outcome.FAILED)
+DECIDED_SQL = f"outcome IN ('{Outcome.SUCCEEDED}', '{Outcome.FAILED}')"
 CUBES: tuple[Cube, ...] = (
     Cube(
         Rollup,
@@ -104,13 +141,31 @@ CUBES: tuple[Cube, ...] = (
         ALL_GRAINS,
         amount=True,
         histogram=True,
+        totals=("merchant_id", "processor"),
+    ),
+    Cube(
+        ReasonRollup,
+        ("merchant_id", "processor", "currency", "code"),
+        ALL_GRAINS,
+        keep=lambda f: f.outcome == Outcome.FAILED,
+        keep_sql=f"outcome = '{Outcome.FAILED}'",
+        totals=("merchant_id", "processor", "currency"),
+    ),
+    Cube(
+        BrandRollup,
+        ("merchant_id", "processor", "currency", "method", "brand", "outcome"),
+        ALL_GRAINS,
+        keep=lambda f: f.outcome in DECIDED,
+        keep_sql=DECIDED_SQL,
+        totals=("merchant_id", "processor", "currency"),
     ),
     Cube(
         BinRollup,
         ("merchant_id", "brand", "bin", "outcome"),
         (Grain.HOUR.value, Grain.DAY.value),
-        keep=lambda f: f.bin != "" and f.outcome in (Outcome.SUCCEEDED, Outcome.FAILED),
-        keep_sql=f"bin <> '' AND outcome IN ('{Outcome.SUCCEEDED}', '{Outcome.FAILED}')",
+        keep=lambda f: f.bin != "" and f.outcome in DECIDED,
+        keep_sql=f"bin <> '' AND {DECIDED_SQL}",
+        totals=("merchant_id",),
     ),
     Cube(
         CustomerRollup,
@@ -125,8 +180,20 @@ CUBES: tuple[Cube, ...] = (
         ("merchant_id", "status"),
         (Grain.HOUR.value, Grain.DAY.value),
         status=True,
+        totals=("merchant_id",),
     ),
 )
+CUSTOMERS = next(cube for cube in CUBES if cube.model is CustomerRollup)
+# Not summed from facts but ranked from CustomerRollup (see TopCustomerRollup).
+TOP_CUSTOMERS = Cube(
+    TopCustomerRollup,
+    ("merchant_id", "currency", "customer_id"),
+    (Grain.DAY.value,),
+    amount=True,
+    totals=("merchant_id",),
+)
+# Every table verify compares and the tests read.
+TABLES: tuple[Cube, ...] = (*CUBES, TOP_CUSTOMERS)
 
 
 # --- Incremental ----------------------------------------------------------------
@@ -154,18 +221,111 @@ def fold(cube: Cube, cube_facts: Iterable[Any], cells: Cells | None = None) -> C
     return cells
 
 
+def with_totals(cube: Cube, cells: Cells) -> Cells:
+    """`cells` (base cells only) plus the total cells they add up to."""
+    if not cube.totals:
+        return cells
+    positions = [2 + cube.dims.index(dim) for dim in cube.totals]
+    out: Cells = defaultdict(lambda: [0] * len(cube.measures))
+    for key, measures in cells.items():
+        for replace in itertools.product((False, True), repeat=len(positions)):
+            target = list(key)
+            for position, total in zip(positions, replace, strict=True):
+                if total:
+                    target[position] = total_of(cube.key[position])
+            cell = out[tuple(target)]
+            for i, value in enumerate(measures):
+                cell[i] += value
+    return out
+
+
+def ranked(cells: Cells, *, per_group: int | None = None) -> Cells:
+    """TopCustomerRollup's cells from CustomerRollup's: the `per_group`
+    biggest of each (grain, bucket, merchant, currency), and of each
+    (grain, bucket, currency) over every merchant; ties by customer id."""
+    per_group = TOP_PER_DAY if per_group is None else per_group
+    groups: dict[tuple[Any, ...], list[tuple[Any, list[int]]]] = defaultdict(list)
+    for (grain, bucket, merchant, currency, customer), measures in cells.items():
+        groups[(grain, bucket, merchant, currency)].append((customer, measures))
+        groups[(grain, bucket, None, currency)].append((customer, measures))
+    out: Cells = {}
+    for (grain, bucket, merchant, currency), members in groups.items():
+        members.sort(key=lambda member: (-member[1][1], member[0]))
+        for customer, measures in members[:per_group]:
+            out[(grain, bucket, merchant, currency, customer)] = list(measures)
+    return out
+
+
 def _upsert(cube: Cube, cells: Cells) -> None:
     if not cells:
         return
     columns = (*cube.key, *cube.measures)
     placeholders = ", ".join(["%s"] * len(columns))
     updates = ", ".join(f"{m} = {cube.table}.{m} + excluded.{m}" for m in cube.measures)
-    sql = (
-        f"INSERT INTO {cube.table} ({', '.join(columns)}) VALUES ({placeholders}) "  # noqa: S608
-        f"ON CONFLICT ({', '.join(cube.key)}) DO UPDATE SET {updates}"
-    )
+    insert = f"INSERT INTO {cube.table} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608
+    merchant = cube.key.index("merchant_id")
+    rows = [(*key, *measures) for key, measures in sorted(cells.items(), key=_sortable)]
+    # The every-merchant cells conflict on their own (partial) unique index.
+    per_merchant = [row for row in rows if row[merchant] is not None]
+    every_merchant = [row for row in rows if row[merchant] is None]
+    others = ", ".join(k for k in cube.key if k != "merchant_id")
     with connection.cursor() as cursor:
-        cursor.executemany(sql, [(*key, *measures) for key, measures in sorted(cells.items())])
+        if per_merchant:
+            cursor.executemany(
+                f"{insert} ON CONFLICT ({', '.join(cube.key)}) DO UPDATE SET {updates}",
+                per_merchant,
+            )
+        if every_merchant:
+            cursor.executemany(
+                f"{insert} ON CONFLICT ({others}) WHERE merchant_id IS NULL "
+                f"DO UPDATE SET {updates}",
+                every_merchant,
+            )
+
+
+def _sortable(item: tuple[tuple[Any, ...], list[int]]) -> tuple[Any, ...]:
+    # Upserting in key order keeps concurrent writers' row locks in one order.
+    return tuple((value is not None, value) for value in item[0])
+
+
+def _collate() -> str:
+    # Python's and SQLite's string order is by code point; PostgreSQL's
+    # default collation is not, so rank with "C" to agree with `ranked`.
+    return ' COLLATE "C"' if connection.vendor == "postgresql" else ""
+
+
+def _refresh_top_customers(cells: Cells) -> None:
+    """Re-rank the (day, merchant, currency) groups of TopCustomerRollup that
+    these CustomerRollup cells touched (after they were upserted), and the
+    same days' every-merchant groups."""
+    top, source = TopCustomerRollup._meta.db_table, CustomerRollup._meta.db_table
+    columns = "grain, bucket, merchant_id, currency, customer_id, count, amount"
+    order = f"ORDER BY amount DESC, customer_id{_collate()} LIMIT {TOP_PER_DAY}"
+    groups = sorted({key[:4] for key in cells})
+    every = sorted({(grain, bucket, currency) for grain, bucket, _, currency in groups})
+    with connection.cursor() as cursor:
+        for grain, bucket, merchant, currency in groups:
+            where = "grain = %s AND bucket = %s AND merchant_id = %s AND currency = %s"
+            params = [grain, bucket, merchant, currency]
+            cursor.execute(f"DELETE FROM {top} WHERE {where}", params)  # noqa: S608
+            cursor.execute(
+                f"INSERT INTO {top} ({columns}) SELECT {columns} FROM {source} "  # noqa: S608
+                f"WHERE {where} {order}",
+                params,
+            )
+        for grain, bucket, currency in every:
+            where = "grain = %s AND bucket = %s AND currency = %s"
+            params = [grain, bucket, currency]
+            cursor.execute(
+                f"DELETE FROM {top} WHERE {where} AND merchant_id IS NULL",  # noqa: S608
+                params,
+            )
+            cursor.execute(
+                f"INSERT INTO {top} ({columns}) "  # noqa: S608
+                f"SELECT grain, bucket, NULL, currency, customer_id, count, amount "
+                f"FROM {source} WHERE {where} {order}",
+                params,
+            )
 
 
 def _checkpoint_locked() -> Checkpoint:
@@ -178,7 +338,10 @@ def project_events(events: Sequence[Event]) -> None:
     charge = facts.charge_facts(events)
     status = facts.status_facts(events)
     for cube in CUBES:
-        _upsert(cube, fold(cube, status if cube.status else charge))
+        cells = fold(cube, status if cube.status else charge)
+        _upsert(cube, with_totals(cube, cells))
+        if cube is CUSTOMERS and cells:
+            _refresh_top_customers(cells)
 
 
 def rollups_project(*, limit: int = BATCH) -> int:
@@ -260,6 +423,50 @@ def cube_select_sql(cube: Cube, grain: int, *, since: int | None = None) -> str:
     )
 
 
+def insert_totals(cursor: Any, cube: Cube) -> int:
+    """Derive the cube's total cells from its base cells (every grain): one
+    INSERT … SELECT … GROUP BY per combination of total dimensions — the
+    same sums `with_totals` folds for the projector."""
+    if not cube.totals:
+        return 0
+    written = 0
+    base = " AND ".join(base_sql(dim) for dim in cube.totals)
+    columns = ", ".join((*cube.key, *cube.measures))
+    sums = ", ".join(f"SUM({m})" for m in cube.measures)
+    for combo in cube.total_combinations():
+        kept = [k for k in cube.key if k not in combo]
+        select = ", ".join(total_sql(k) if k in combo else k for k in cube.key)
+        cursor.execute(
+            f"INSERT INTO {cube.table} ({columns}) SELECT {select}, {sums} "  # noqa: S608
+            f"FROM {cube.table} WHERE {base} GROUP BY {', '.join(kept)}"
+        )
+        written += max(cursor.rowcount, 0)
+    return written
+
+
+def rank_top_customers(cursor: Any) -> int:
+    """TopCustomerRollup from the whole CustomerRollup (`ranked`, in SQL)."""
+    top, source = TopCustomerRollup._meta.db_table, CustomerRollup._meta.db_table
+    columns = "grain, bucket, merchant_id, currency, customer_id, count, amount"
+    cursor.execute(f"DELETE FROM {top}")  # noqa: S608
+    written = 0
+    for merchant, partition in (
+        ("merchant_id", "grain, bucket, merchant_id, currency"),
+        ("NULL", "grain, bucket, currency"),
+    ):
+        cursor.execute(
+            f"""INSERT INTO {top} ({columns})
+                SELECT grain, bucket, {merchant}, currency, customer_id, count, amount
+                FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {partition}
+                                                   ORDER BY amount DESC, customer_id{_collate()})
+                                AS place
+                      FROM {source}) ranked
+                WHERE place <= {TOP_PER_DAY}"""  # noqa: S608
+        )
+        written += max(cursor.rowcount, 0)
+    return written
+
+
 def _minute_since(now: datetime) -> int:
     return int((now - minute_retention()).timestamp()) // 60 * 60
 
@@ -303,15 +510,21 @@ def rollups_rebuild(*, progress: Callable[[str], None] | None = None) -> int:
                         f"INSERT INTO {cube.table} ({columns}) {cube_select_sql(cube, grain, since=since)}"
                     )
                     written += max(cursor.rowcount, 0)
+                written += insert_totals(cursor, cube)
                 say(f"{cube.model.__name__} rebuilt in {time.monotonic() - started:.1f}s")
             _drop_fact_tables(cursor)
+            started = time.monotonic()
+            written += rank_top_customers(cursor)
+            say(f"TopCustomerRollup rebuilt in {time.monotonic() - started:.1f}s")
         checkpoint.position = position
         checkpoint.save(update_fields=["position", "updated"])
     return written
 
 
 def expected_cells(position: int, *, since_minute: int) -> dict[str, Cells]:
-    """What each cube must hold for the events covered by `position` (verify)."""
+    """What each table must hold for the events covered by `position` (verify):
+    base cells recomputed from the event log in SQL, totals and the top
+    customers derived from them in Python (the projector's way)."""
     expected: dict[str, Cells] = {}
     with connection.cursor() as cursor:
         _build_fact_tables(cursor, position)
@@ -324,9 +537,10 @@ def expected_cells(position: int, *, since_minute: int) -> dict[str, Cells]:
                     width = len(cube.key)
                     for row in cursor.fetchall():
                         cells[tuple(row[:width])] = [int(v or 0) for v in row[width:]]
-                expected[cube.model.__name__] = cells
+                expected[cube.model.__name__] = with_totals(cube, cells)
         finally:
             _drop_fact_tables(cursor)
+    expected[TOP_CUSTOMERS.model.__name__] = ranked(expected[CUSTOMERS.model.__name__])
     return expected
 
 
