@@ -128,35 +128,48 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
             )
         return [push_item(row.event, row.position or 0) for row in rows]
 
-    def _fresh(self, item: dict[str, Any]) -> bool:
-        """Whether this client lacks the item (and remember it as sent).
+    def _fresh(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The items (in position order) this client lacks, remembered as sent.
 
         Normally positions only grow, and anything at or below the last one
         sent is a repeat (a replayed event pushed live too, or a batch pushed
         again by a relay that died before committing). But that relay's batch
         was never committed, so the next relay may give its events other
         positions — an event it did not push can take a position already
-        sent. So an item is a repeat if its event is among the last
-        `memory` sent, or if its position is below `floor`: the cursor
-        of a resumed feed, raised past each event as it leaves the memory
-        (older than any batch a relay can publish again, since a batch holds
-        fewer events than `memory`)."""
-        position, event_id = item["position"], item["event_id"]
-        if event_id in self.recent_ids or position < self.floor:
-            return False
-        self.recent.append((position, event_id))
-        self.recent_ids.add(event_id)
-        if len(self.recent) > self.memory:
-            forgotten, dropped = self.recent.popleft()
-            self.recent_ids.discard(dropped)
-            self.floor = max(self.floor, forgotten + 1)
-        return True
+        sent. So an item is a repeat if its event is among the last `memory`
+        or so sent, or if its position is below `floor`: the cursor of a
+        resumed feed, raised past the events that leave the memory (older
+        than any batch a relay can publish again, since a batch holds fewer
+        events than `memory`). Set operations keep the usual case — nothing
+        seen — cheap: it runs for every client on every push."""
+        if not items:
+            return items
+        if items[0]["position"] >= self.floor and self.recent_ids.isdisjoint(
+            [item["event_id"] for item in items]
+        ):
+            fresh = items
+        else:
+            fresh = [
+                item
+                for item in items
+                if item["event_id"] not in self.recent_ids and item["position"] >= self.floor
+            ]
+        self.recent.extend((item["position"], item["event_id"]) for item in fresh)
+        self.recent_ids.update(item["event_id"] for item in fresh)
+        if len(self.recent) > 2 * self.memory:
+            # Forget the oldest in one go (amortised: once per `memory` items).
+            kept = list(self.recent)[-self.memory :]
+            forgotten = list(self.recent)[: -self.memory]
+            self.floor = max(self.floor, max(p for p, _ in forgotten) + 1)
+            self.recent = deque(kept)
+            self.recent_ids = {event_id for _, event_id in kept}
+        return fresh
 
     async def _send(self, items: list[dict[str, Any]]) -> None:
         """Send what the client lacks: a frame per event, or with `?batch=1`
         one `{"type": "batch", "frames": [...]}` frame for several (each
         websocket message costs daphne far more than its bytes do)."""
-        frames = [item["frame"] for item in items if self._fresh(item)]
+        frames = [item["frame"] for item in self._fresh(items)]
         if self.batch and len(frames) > 1:
             await self.send(text_data='{"type":"batch","frames":[' + ",".join(frames) + "]}")
             return

@@ -347,3 +347,46 @@ async def test_a_batching_client_gets_a_relay_batch_as_one_frame(
     assert {f["type"] for f in frame["frames"]} == {"event"}
     assert await communicator.receive_nothing(timeout=0.3)
     await communicator.disconnect()
+
+
+def _synthetic(position: int, event_id: str, merchant_id: int) -> dict[str, Any]:
+    frame = json.dumps({"type": "event", "position": position, "event": {"id": event_id}})
+    return {
+        "position": position,
+        "event_id": event_id,
+        "merchant_id": merchant_id,
+        "payment_intent": None,
+        "frame": frame,
+    }
+
+
+async def test_repeats_are_dropped_after_the_memory_is_trimmed(
+    viewer_a: User, merchant_a: MerchantWithKey
+) -> None:
+    # given a client remembering at least 65 events (a relay batch of 1 + 64),
+    # sent 200 of them
+    m = merchant_a.merchant.pk
+    layer = get_channel_layer()
+    assert layer is not None
+    with override_settings(PAYLAB_RELAY_BATCH=1):
+        communicator, connected, _ = await connect("/ws/events/", viewer_a)
+    assert connected
+    group = outbox.merchant_group(m)
+    sent = [_synthetic(p, f"evt_{p}", m) for p in range(1, 201)]
+    await layer.group_send(group, {"type": outbox.PUSH_TYPE, "items": sent})
+    for p in range(1, 201):
+        assert json.loads(await communicator.receive_from(timeout=5))["position"] == p
+
+    # when an event long forgotten is pushed again at its old position, a
+    # recent one at a new position, and an event never sent at a lower one
+    again = [
+        _synthetic(10, "evt_10", m),
+        _synthetic(195, "evt_new", m),
+        _synthetic(250, "evt_190", m),
+    ]
+    await layer.group_send(group, {"type": outbox.PUSH_TYPE, "items": again})
+
+    # then only the new one is sent
+    assert json.loads(await communicator.receive_from(timeout=5))["event"]["id"] == "evt_new"
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()
