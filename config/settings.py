@@ -213,8 +213,14 @@ CELERY_BEAT_SCHEDULE = {
     "project-rollups": {"task": "analytics.tasks.project_rollups", "schedule": 1.0},
     "prune-rollups": {"task": "analytics.tasks.prune_rollups", "schedule": 3600.0},
     # Hands the slices of dead workers on (simulator.services.runs_sweep).
-    "sweep-simulation-runs": {"task": "simulator.tasks.sweep_runs", "schedule": 5.0},
+    "sweep-simulation-runs": {
+        "task": "simulator.tasks.sweep_runs",
+        "schedule": env.number("PAYLAB_SIMULATOR_SWEEP_SECONDS", 5.0, minimum=0.1),
+    },
 }
+# A simulation slice whose worker is silent this long (seconds) is handed on
+# by the sweep above (docs/simulator.md).
+PAYLAB_SIMULATOR_LEASE_SECONDS = env.number("PAYLAB_SIMULATOR_LEASE_SECONDS", 10.0, minimum=0.5)
 # Minute rollup cells are kept this long (hours); hour and day cells forever.
 PAYLAB_ANALYTICS_MINUTE_RETENTION_HOURS = env.integer(
     "PAYLAB_ANALYTICS_MINUTE_RETENTION_HOURS", 48, minimum=2

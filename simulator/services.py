@@ -28,7 +28,6 @@ import functools
 import json
 import logging
 import math
-import os
 import random
 import secrets
 import threading
@@ -39,13 +38,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Merchant, User
 from config.errors import InvalidRequestError, PayLabError
-from payments import context, ids, presenters, processing
+from payments import context, ids, presenters
 from payments.api.base import render
 from payments.api.intents import answer
 from payments.models import Dispute, PaymentIntent, ThreeDSChallenge
@@ -53,7 +53,7 @@ from payments.services import customers as customer_services
 from payments.services import disputes, intents, refunds
 from payments.services.idempotency import run_idempotent
 from payments.state_machine import Status
-from simulator import chaos, scenarios
+from simulator import chaos, rng, scenarios
 from simulator.models import (
     ACTIVE_STATUSES,
     COUNTERS,
@@ -66,8 +66,6 @@ from simulator.models import (
 
 log = logging.getLogger(__name__)
 
-# How long a slice's worker may go silent before the sweep hands the slice on.
-LEASE_SECONDS = float(os.environ.get("PAYLAB_SIMULATOR_LEASE_SECONDS", "10"))
 STATUS_EVERY = 0.1
 FOLLOW_UP_EVERY = 0.1
 BATCH_SECONDS = 0.05
@@ -380,18 +378,13 @@ def _status_of(body: dict[str, Any]) -> tuple[str, str]:
     return str(body.get("status", "")), ""
 
 
-def _seed_processor(seed: int, index: int, kind: str = "") -> None:
-    """The processors' random faults draw from `payments.processing.rng`:
-    seeded per operation, the outcome of operation i depends on (seed, i)
-    alone. (Shared by the threads of one process: with several slices in
-    one process — `run_inline` — draws may interleave; workers are processes.)"""
-    rng = getattr(processing, "rng", None)
-    if rng is not None:
-        rng.seed(f"paylab-sim-processor:{seed}:{index}:{kind}")
+def _lease() -> timedelta:
+    """How long a slice's worker may go silent before the sweep hands the slice on."""
+    return timedelta(seconds=settings.PAYLAB_SIMULATOR_LEASE_SECONDS)
 
 
 def _create(ctx: _Context, op: scenarios.Operation, batch: _Batch, due: float) -> None:
-    _seed_processor(ctx.run.seed, op.index)
+    rng.seed_operation(ctx.run.seed, op.index)
     original = op
     while original.duplicate_of is not None:
         # A retry repeats the original request (resolved through retries of retries).
@@ -510,7 +503,7 @@ def _follow_up(ctx: _Context, item: FollowUp, batch: _Batch) -> str:
     intent = PaymentIntent.objects.only("status", "amount_received", "amount_refunded").get(pk=pi)
     key = _key(ctx.run.id, item.index, item.kind)
     kind = item.kind
-    _seed_processor(ctx.run.seed, item.index, kind)
+    rng.seed_operation(ctx.run.seed, item.index, kind)
     if kind in (FollowUp.Kind.CAPTURE, FollowUp.Kind.CANCEL):
         if intent.status != Status.REQUIRES_CAPTURE:
             return f"skipped:{intent.status}"
@@ -633,7 +626,7 @@ class SliceRunner:
             )
             .update(
                 lease_token=self.token,
-                leased_until=now + timedelta(seconds=LEASE_SECONDS),
+                leased_until=now + _lease(),
                 status=SimulationSlice.Status.RUNNING,
                 updated=now,
             )
@@ -641,6 +634,20 @@ class SliceRunner:
         if not claimed:
             return None
         return SimulationSlice.objects.select_related("run").get(pk=self.slice_id)
+
+    def _renew_every(self) -> float:
+        return _lease().total_seconds() / 3
+
+    def _renew(self) -> bool:
+        """Keep the lease while idle (waiting for the next operation or a
+        follow-up's delay): a live worker's slice is never handed on.
+        False when the lease was lost."""
+        now = timezone.now()
+        renewed = SimulationSlice.objects.filter(pk=self.slice_id, lease_token=self.token).update(
+            leased_until=now + _lease()
+        )
+        self.renew_at = self.clock() + self._renew_every()
+        return bool(renewed)
 
     def _context(self, run: SimulationRun) -> _Context:
         now = timezone.now()
@@ -678,6 +685,7 @@ class SliceRunner:
         self.counters: Counter[str] = Counter(current.counters)
         self.failures: Counter[str] = Counter(current.failures)
         self.number = current.number
+        self.renew_at = self.clock() + self._renew_every()
         next_status = 0.0
         next_follow_up = 0.0
         retries = 0
@@ -710,6 +718,8 @@ class SliceRunner:
                     )
                     if not pending.exists():
                         return self._finish(SimulationSlice.Status.DONE)
+                if now >= self.renew_at and not self._renew():
+                    return ""  # the sweep handed the slice on: another worker holds it
                 wake = min(next_status, next_follow_up, now + IDLE_SLEEP)
                 if self.next_index < run.planned:
                     wake = min(wake, ctx.due(self.next_index))
@@ -791,13 +801,14 @@ class SliceRunner:
                 steps_done=steps_done,
                 counters={name: counters.get(name, 0) for name in COUNTERS},
                 failures=dict(failures),
-                leased_until=stamp + timedelta(seconds=LEASE_SECONDS),
+                leased_until=stamp + _lease(),
                 updated=stamp,
             )
             if not updated:
                 raise LeaseLost
         self.next_index = index
         self.steps_done = steps_done
+        self.renew_at = self.clock() + self._renew_every()
         self.counters = counters
         self.failures = failures
 
@@ -882,6 +893,7 @@ def run_inline(
 ) -> None:
     """Execute every slice of a run in this process (a thread per slice),
     through the same code a worker runs: `simulate --wait`, tests, benches."""
+    rng.install()  # before the threads: each then draws from its own generator
     slice_ids = list(
         SimulationSlice.objects.filter(run_id=run_id)
         .order_by("number")
