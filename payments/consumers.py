@@ -38,6 +38,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.db.models import Max
 
 from accounts import roles
 from payments.models import OutboxMessage, PaymentIntent
@@ -70,6 +71,8 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
     recent: deque[tuple[int, str]]
     memory: int
     floor: int
+    # The highest position sent (or known to precede this connection).
+    top: int
     batch: bool
 
     def query(self, name: str) -> str | None:
@@ -79,7 +82,7 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
     async def start(self, groups: list[str], scope_filter: dict[str, Any]) -> None:
         self.groups_joined = []
         self.scope_filter = scope_filter
-        self.floor = 0
+        self.floor = self.top = 0
         self.recent_ids = set()
         self.recent = deque()
         # More than one relay batch (see `_fresh`).
@@ -100,12 +103,26 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         if cursor is not None:
             self.floor = cursor + 1
-            while True:
-                missed = await self._published_after(cursor)
-                await self._send(missed)
-                if len(missed) < REPLAY_CHUNK:
-                    break
-                cursor = missed[-1]["position"]
+            self.top = cursor
+            await self._catch_up()
+        else:
+            self.top = await self._top_position()
+
+    async def _catch_up(self) -> None:
+        """Send, from the log, what was published in scope after `top`."""
+        after = self.top
+        while True:
+            missed = await self._published_after(after)
+            await self._send(missed)
+            if len(missed) < REPLAY_CHUNK:
+                return
+            after = missed[-1]["position"]
+
+    @database_sync_to_async
+    def _top_position(self) -> int:
+        with reading_published():
+            top = OutboxMessage.objects.aggregate(top=Max("position"))["top"]
+        return int(top or 0)
 
     @database_sync_to_async
     def _position_of(self, event_id: str) -> int | None:
@@ -154,6 +171,8 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
                 for item in items
                 if item["event_id"] not in self.recent_ids and item["position"] >= self.floor
             ]
+        if fresh:
+            self.top = max(self.top, max(item["position"] for item in fresh))
         self.recent.extend((item["position"], item["event_id"]) for item in fresh)
         self.recent_ids.update(item["event_id"] for item in fresh)
         if len(self.recent) > 2 * self.memory:
@@ -177,6 +196,10 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
             await self.send(text_data=frame)
 
     async def events_push(self, message: dict[str, Any]) -> None:
+        prev = message.get("prev")
+        if prev is not None and prev > self.top:
+            # A message to this group was dropped (see `outbox._last_pushed`).
+            await self._catch_up()
         await self._send(message["items"])
 
     async def dispatch(self, message: dict[str, Any]) -> None:

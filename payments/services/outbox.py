@@ -20,7 +20,8 @@ publishes unpublished messages, oldest id first, in one transaction:
 5. it pushes the batch to the channel-layer groups `events.all`,
    `merchant.<id>` and `payment.<pi id>`: one message per group, holding
    that group's events, each as its websocket frame (the Stripe snapshot,
-   JSON-encoded once for every client);
+   JSON-encoded once for every client), and `prev`, the last position this
+   process pushed to the group (consumers detect a dropped message by it);
 6. it commits.
 
 Why push before commit, inside the lock: the push order is then exactly the
@@ -59,7 +60,7 @@ import logging
 import os
 import socket
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -224,9 +225,16 @@ def _push(items: list[dict[str, Any]]) -> None:
         if item["payment_intent"]:
             batches[payment_group(item["payment_intent"])].append(item)
 
+    with _last_pushed_lock:
+        messages: dict[str, dict[str, Any]] = {
+            group: {"type": PUSH_TYPE, "items": batch, "prev": _last_pushed.get(group)}
+            for group, batch in batches.items()
+        }
+
     async def send_all() -> None:
-        for group, batch in batches.items():
-            await layer.group_send(group, {"type": PUSH_TYPE, "items": batch})
+        for group, message in messages.items():
+            await layer.group_send(group, message)
+            _remember_pushed(group, batches[group][-1]["position"])
 
     if isinstance(layer, InMemoryChannelLayer):
         # Its queues belong to the loop of the process's pages (daphne's):
@@ -244,6 +252,29 @@ def _push(items: list[dict[str, Any]]) -> None:
 
 
 PUSH_TIMEOUT_SECONDS = 10.0
+
+# The last position this process pushed to each group, sent with the next
+# message to that group as `prev`. A channel layer drops messages to a
+# channel that is full (its capacity: a page's process falling behind), and
+# nothing else would tell: a consumer whose last position is below `prev`
+# has missed a message and reads the gap from the log. Best effort by
+# design — another relay's pushes are unknown here, a restart forgets —
+# which only ever hides a gap the cursor then still covers on reconnect;
+# it never invents one that costs more than a read. Bounded: payment groups
+# come and go.
+_last_pushed: OrderedDict[str, int] = OrderedDict()
+_last_pushed_lock = threading.Lock()
+LAST_PUSHED_GROUPS = 10_000
+
+
+def _remember_pushed(group: str, position: int) -> None:
+    with _last_pushed_lock:
+        _last_pushed[group] = position
+        _last_pushed.move_to_end(group)
+        while len(_last_pushed) > LAST_PUSHED_GROUPS:
+            _last_pushed.popitem(last=False)
+
+
 _loop_lock = threading.Lock()
 _loop: tuple[int, asyncio.AbstractEventLoop] | None = None
 

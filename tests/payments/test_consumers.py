@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client, override_settings
@@ -388,5 +388,44 @@ async def test_repeats_are_dropped_after_the_memory_is_trimmed(
 
     # then only the new one is sent
     assert json.loads(await communicator.receive_from(timeout=5))["event"]["id"] == "evt_new"
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()
+
+
+async def _members(group: str) -> list[str]:
+    layer: Any = get_channel_layer()
+    if isinstance(layer, InMemoryChannelLayer):
+        return list(layer.groups.get(group, {}))
+    redis = layer.connection(layer.consistent_hash(group))
+    return [m.decode() for m in await redis.zrange(layer._group_key(group), 0, -1)]
+
+
+async def test_a_push_the_channel_layer_dropped_is_read_from_the_log(
+    viewer_a: User, merchant_a: MerchantWithKey
+) -> None:
+    # given a client on its merchant's feed that received one payment
+    layer = get_channel_layer()
+    assert layer is not None
+    communicator, connected, _ = await connect("/ws/events/", viewer_a)
+    assert connected
+    _, first = await pay(merchant_a.merchant)
+    await publish()
+    assert await received_ids(communicator, len(first)) == first
+
+    # when the next push never reaches it (as a full channel's would not)
+    group = outbox.merchant_group(merchant_a.merchant.pk)
+    [channel] = await _members(group)
+    await layer.group_discard(group, channel)
+    _, dropped = await pay(merchant_a.merchant)
+    await publish()
+    await layer.group_add(group, channel)
+    assert await communicator.receive_nothing(timeout=0.3)
+    # and a later one does
+    _, later = await pay(merchant_a.merchant)
+    await publish()
+
+    # then the later push tells it something is missing: it reads that from
+    # the log first, and gets everything once, in order
+    assert await received_ids(communicator, len(dropped) + len(later)) == dropped + later
     assert await communicator.receive_nothing(timeout=0.3)
     await communicator.disconnect()
