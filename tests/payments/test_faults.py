@@ -116,6 +116,11 @@ class Stack:
             "PAYLAB_RATE_LIMIT": "1000000",
             "PAYLAB_LOG_LEVEL": "WARNING",
             "PAYLAB_DB_POOL_MAX": "8",
+            # Processors' own soft declines and timeouts would turn some of the
+            # burst's 200s into 402s, and their latency adds a `processing` event to
+            # each; what is tested here is that nothing is lost.
+            "PAYLAB_PROCESSOR_FAULTS": "false",
+            "PAYLAB_PROCESSOR_LATENCY": "false",
             "PAYLAB_WEBHOOK_CONNECT_TIMEOUT": "1",
             "PAYLAB_WEBHOOK_READ_TIMEOUT": "2",
         }
