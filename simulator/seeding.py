@@ -26,14 +26,19 @@ live 3DS traffic is the simulator's `three_ds_eu` scenario.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
 import re
 import secrets
+import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from queue import Full, Queue
 from typing import Any
 
 from django.db import connection, models, transaction
@@ -135,6 +140,9 @@ class Shape:
     rows: list[RowTemplate]
     # (step, seconds after it) of every time placeholder.
     times: set[tuple[int, int]] = field(default_factory=set)
+    # Per model, every row of the shape as ONE format string of COPY lines:
+    # filling a payment is one `format_map` per table (`_compile`).
+    copy_lines: list[tuple[type[models.Model], str, int]] = field(default_factory=list)
     id_kinds: dict[str, str] = field(default_factory=dict)  # placeholder → id prefix
     id_steps: dict[str, int] = field(default_factory=dict)  # placeholder → step that made it
     processor: str = ""
@@ -387,7 +395,7 @@ def build_shape(merchant: Merchant, name: str, currency: str) -> Shape:
             if column.pg == "-1":
                 column.pg = column.sqlite = "{merchant}"
                 column.names = ("merchant",)
-    return Shape(
+    shape = Shape(
         name=name,
         currency=currency,
         rows=rows,
@@ -399,6 +407,30 @@ def build_shape(merchant: Merchant, name: str, currency: str) -> Shape:
         partial=partial,
         steps=len(steps),
     )
+    _compile(shape)
+    return shape
+
+
+def _literal(text: str) -> str:
+    """A constant column inside a format string: its braces escaped again."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _compile(shape: Shape) -> None:
+    """Join each model's row templates into one COPY-text format string.
+
+    Placeholder columns are format strings already (their literal braces
+    escaped by `_Templater.text`); constant columns were collapsed, so their
+    braces are escaped again here."""
+    by_model: dict[type[models.Model], list[str]] = {}
+    for template in shape.rows:
+        line = "\t".join(c.pg if c.names else _literal(c.pg) for c in template.columns)
+        by_model.setdefault(template.model, []).append(line)
+    shape.copy_lines = [
+        (model, "\n".join(by_model[model]), len(by_model[model]))
+        for model in MODELS
+        if model in by_model
+    ]
 
 
 # --- Filling ---------------------------------------------------------------------
@@ -415,6 +447,9 @@ class _Ids:
     def __init__(self) -> None:
         self.pool = b""
         self.offset = 0
+        # The ids of one step of a payment share their millisecond: encode it once.
+        self._millis = -1
+        self._encoded = ""
 
     def random(self, n: int) -> str:
         if self.offset + n > len(self.pool):
@@ -425,7 +460,9 @@ class _Ids:
         return chunk.decode()
 
     def new(self, prefix: str, millis: int) -> str:
-        return f"{prefix}_{ids._encode(millis, 8)}{self.random(16)}"
+        if millis != self._millis:
+            self._millis, self._encoded = millis, ids._encode(millis, 8)
+        return f"{prefix}_{self._encoded}{self.random(16)}"
 
 
 def _pg_time(moment: float) -> str:
@@ -441,6 +478,8 @@ class SeedReport:
     payments: int = 0
     rows: int = 0
     by_shape: dict[str, int] = field(default_factory=dict)
+    rebuilt_indexes: bool = False
+    recording_seconds: float = 0.0  # running the services once per shape
 
 
 def _hour_weights() -> list[float]:
@@ -476,6 +515,12 @@ def _hour_weights() -> list[float]:
 WEEKDAY_WEIGHTS = [1.0, 1.02, 1.04, 1.06, 1.18, 0.8, 0.7]  # Monday … Sunday
 
 
+# Seeds at least this large rebuild the secondary indexes and foreign keys
+# of the tables they write instead of maintaining them row by row (when
+# `indexes="auto"` and the seed at least doubles the payments table).
+BULK_THRESHOLD = 50_000
+
+
 def payments_seed(
     *,
     payments: int,
@@ -485,16 +530,130 @@ def payments_seed(
     batch: int = 10_000,
     progress: Callable[[int, int], None] | None = None,
     now: datetime | None = None,
+    indexes: str = "auto",
 ) -> SeedReport:
-    """Write `payments` historical payments over the last `days`."""
+    """Write `payments` historical payments over the last `days`.
+
+    Batches are filled in a second thread while this one writes the previous
+    batch (filling is Python, writing is mostly PostgreSQL's CPU: the two
+    overlap on two cores). With `indexes="rebuild"` (PostgreSQL; "auto" for a
+    large seed into a small table) the whole seed is one transaction that
+    drops the written tables' secondary indexes and foreign keys, loads,
+    then recreates and validates them — all or nothing, but the tables are
+    locked for the duration: not for a live system. Otherwise each batch
+    commits on its own with every index maintained."""
     now = now or timezone.now()
     rng = random.Random(seed)
     postgres = connection.vendor == "postgresql"
     shapes: dict[tuple[str, str], Shape] = {}
     recorder = merchants[0]
+    recording = time.monotonic()
     for name, *_ in SHAPES:
         for currency in CURRENCIES:
             shapes[(name, currency)] = build_shape(recorder, name, currency)
+    recorded = time.monotonic() - recording
+    rebuild = postgres and (
+        indexes == "rebuild"
+        or (indexes == "auto" and payments >= max(BULK_THRESHOLD, _estimated_payments()))
+    )
+    report = SeedReport(rebuilt_indexes=rebuild, recording_seconds=recorded)
+    batches = _batches(
+        shapes=shapes,
+        payments=payments,
+        days=days,
+        merchant_ids=[m.pk for m in merchants],
+        rng=rng,
+        batch=batch,
+        now=now,
+        postgres=postgres,
+    )
+    # The fee model is read once: the processors' settings cannot change the
+    # history being written, and a reload every second would cost queries.
+    processing.catalog()
+    with override_settings(PAYLAB_PROCESSOR_CACHE_SECONDS=10**9):
+        if rebuild:
+            with transaction.atomic():
+                dropped = _drop_secondary(MODELS)
+                _load(batches, report, payments, progress, postgres, atomic=False)
+                _restore_secondary(dropped)
+            _analyze(MODELS)
+        else:
+            _load(batches, report, payments, progress, postgres, atomic=True)
+    return report
+
+
+Batch = tuple[dict[type[models.Model], list[Any]], dict[str, int], int]
+
+
+def _load(
+    batches: Iterator[Batch],
+    report: SeedReport,
+    payments: int,
+    progress: Callable[[int, int], None] | None,
+    postgres: bool,
+    *,
+    atomic: bool,
+) -> None:
+    for buffers, by_shape, size in _prefetched(batches):
+        with transaction.atomic() if atomic else contextlib.nullcontext():
+            for model in MODELS:
+                rows = buffers[model]
+                if not rows:
+                    continue
+                report.rows += _write(model, rows, postgres)
+        for name, count in by_shape.items():
+            report.by_shape[name] = report.by_shape.get(name, 0) + count
+        report.payments += size
+        if progress:
+            progress(report.payments, payments)
+
+
+def _prefetched(batches: Iterator[Batch]) -> Iterator[Batch]:
+    """`batches`, produced one ahead in a thread (it touches no database)."""
+    queue: Queue[Batch | BaseException | None] = Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in batches:
+                while not stop.is_set():
+                    try:
+                        queue.put(item, timeout=0.2)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put(None)
+        except BaseException as error:  # re-raised in the consumer
+            queue.put(error)
+
+    producer = threading.Thread(target=produce, name="seed-fill", daemon=True)
+    producer.start()
+    try:
+        while True:
+            item = queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        producer.join(timeout=5)
+
+
+def _batches(
+    *,
+    shapes: dict[tuple[str, str], Shape],
+    payments: int,
+    days: int,
+    merchant_ids: list[int],
+    rng: random.Random,
+    batch: int,
+    now: datetime,
+    postgres: bool,
+) -> Iterator[Batch]:
     names = [s[0] for s in SHAPES]
     weights = [s[4] for s in SHAPES]
     currencies = sorted(CURRENCIES)
@@ -507,26 +666,22 @@ def payments_seed(
     ]
     hours = _hour_weights()
     id_maker = _Ids()
-    report = SeedReport()
     fmt_time = _pg_time if postgres else _sqlite_time
     limit = now.timestamp() - 60
+    origin = start.timestamp()
     done = 0
     while done < payments:
         size = min(batch, payments - done)
         buffers: dict[type[models.Model], list[Any]] = {m: [] for m in MODELS}
+        by_shape: Counter[str] = Counter()
         picks = rng.choices(names, weights=weights, k=size)
         money_picks = rng.choices(currencies, weights=currency_weights, k=size)
         day_picks = rng.choices(range(days), weights=day_weights, k=size)
         hour_picks = rng.choices(range(24), weights=hours, k=size)
         for k in range(size):
             shape = shapes[(picks[k], money_picks[k])]
-            report.by_shape[shape.name] = report.by_shape.get(shape.name, 0) + 1
-            base = (
-                start.timestamp()
-                + day_picks[k] * 86400
-                + hour_picks[k] * 3600
-                + rng.random() * 3600
-            )
+            by_shape[shape.name] += 1
+            base = origin + day_picks[k] * 86400 + hour_picks[k] * 3600 + rng.random() * 3600
             base = min(base, limit - 86400 * 3 if shape.steps else limit)
             step_times = [base]
             for _ in range(shape.steps):
@@ -537,15 +692,13 @@ def payments_seed(
                 id_maker,
                 step_times,
                 fmt_time,
-                merchants[rng.randrange(len(merchants))].pk,
+                merchant_ids[rng.randrange(len(merchant_ids))],
             )
-            for template in shape.rows:
-                if postgres:
-                    line = "\t".join(
-                        c.pg.format_map(values) if c.names else c.pg for c in template.columns
-                    )
-                    buffers[template.model].append(line)
-                else:
+            if postgres:
+                for model, lines, _ in shape.copy_lines:
+                    buffers[model].append(lines.format_map(values))
+            else:
+                for template in shape.rows:
                     buffers[template.model].append(
                         tuple(
                             None
@@ -554,18 +707,84 @@ def payments_seed(
                             for c in template.columns
                         )
                     )
-        with transaction.atomic():
-            for model in MODELS:
-                rows = buffers[model]
-                if not rows:
-                    continue
-                report.rows += len(rows)
-                _write(model, rows, postgres)
         done += size
-        report.payments = done
-        if progress:
-            progress(done, payments)
-    return report
+        yield buffers, dict(by_shape), size
+
+
+# --- Bulk mode: secondary indexes and foreign keys rebuilt around the load -------
+
+
+@dataclass(frozen=True)
+class _Dropped:
+    indexes: list[str]  # CREATE INDEX statements
+    foreign_keys: list[tuple[str, str, str]]  # (table, constraint, definition)
+
+
+def _estimated_payments() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = %s::regclass",
+            [PaymentIntent._meta.db_table],
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+def _drop_secondary(written: list[type[models.Model]]) -> _Dropped:
+    """Drop the non-unique indexes and the foreign keys of the written tables
+    (in the caller's transaction: a failed seed rolls the drop back too).
+    Primary keys and unique constraints stay: they guard the load."""
+    tables = [m._meta.db_table for m in written]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT i.relname, pg_get_indexdef(i.oid)
+            FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+            WHERE x.indrelid = ANY(%s::regclass[]) AND NOT x.indisunique AND NOT x.indisprimary
+            ORDER BY 1
+            """,
+            [tables],
+        )
+        indexes = cursor.fetchall()
+        cursor.execute(
+            """
+            SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)
+            FROM pg_constraint
+            WHERE contype = 'f' AND conrelid = ANY(%s::regclass[])
+            ORDER BY 1, 2
+            """,
+            [tables],
+        )
+        foreign_keys = cursor.fetchall()
+        quote = connection.ops.quote_name
+        for table, name, _ in foreign_keys:
+            cursor.execute(f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(name)}")
+        for name, _ in indexes:
+            cursor.execute(f"DROP INDEX {quote(name)}")
+    return _Dropped(
+        indexes=[definition for _, definition in indexes],
+        foreign_keys=[(t, n, d) for t, n, d in foreign_keys],
+    )
+
+
+def _restore_secondary(dropped: _Dropped) -> None:
+    """Recreate what `_drop_secondary` dropped: one sort per index instead of a
+    B-tree insert per row, one validating scan per foreign key instead of a
+    trigger per row."""
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        for statement in dropped.indexes:
+            cursor.execute(statement)
+        for table, name, definition in dropped.foreign_keys:
+            cursor.execute(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
+
+
+def _analyze(written: list[type[models.Model]]) -> None:
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        for model in written:
+            cursor.execute(f"ANALYZE {quote(model._meta.db_table)}")
 
 
 def _values(
@@ -612,17 +831,21 @@ def _values(
     return values
 
 
-def _write(model: type[models.Model], rows: list[Any], postgres: bool) -> None:
+def _write(model: type[models.Model], rows: list[Any], postgres: bool) -> int:
+    """Write a batch of one table; how many rows (a PostgreSQL item holds
+    every row of its shape for this table, newline-separated)."""
     table = model._meta.db_table
     columns = [str(f.column) for f in _columns(model)]
     quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
     with connection.cursor() as cursor:
         if postgres:
+            text = "\n".join(rows) + "\n"
             with cursor.copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:  # type: ignore[attr-defined]
-                copy.write("\n".join(rows) + "\n")
-        else:
-            marks = ", ".join(["%s"] * len(columns))
-            cursor.executemany(f"INSERT INTO {table} ({quoted}) VALUES ({marks})", rows)  # noqa: S608
+                copy.write(text)
+            return text.count("\n")
+        marks = ", ".join(["%s"] * len(columns))
+        cursor.executemany(f"INSERT INTO {table} ({quoted}) VALUES ({marks})", rows)  # noqa: S608
+        return len(rows)
 
 
 def merchants_for_seed(count: int) -> list[Merchant]:

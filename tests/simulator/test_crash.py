@@ -89,7 +89,7 @@ def test_a_worker_killed_mid_run_neither_duplicates_nor_loses_an_operation(
         enqueue=False,
     )
     _enqueue(run, stack)
-    wait_for(lambda: _committed(run) >= run.planned // 3, 60, "a third of the run")
+    wait_for(lambda: _committed(run) >= run.planned // 3, 120, "a third of the run")
 
     # when the worker is killed mid-run (SIGKILL, beat included) and another starts
     stack.kill("worker")
@@ -101,7 +101,7 @@ def test_a_worker_killed_mid_run_neither_duplicates_nor_loses_an_operation(
     stack.start("worker")
     wait_for(
         lambda: SimulationRun.objects.get(pk=run.pk).status not in (RunStatus.RUNNING,),
-        90,
+        180,
         "the run to finish",
     )
 

@@ -7,6 +7,7 @@ from django.core.management import call_command
 
 from payments.models import Dispute, Event, OutboxMessage, PaymentIntent, Refund
 from payments.services import verify
+from simulator import seeding
 
 pytestmark = pytest.mark.django_db
 
@@ -24,3 +25,38 @@ def test_seeding_2000_payments_leaves_verify_passing() -> None:
     report = verify.run()
     assert report.violations == []
     assert report.checked["payments"] == 2000
+
+
+def _secondary() -> tuple[set[str], set[str]]:
+    """Index definitions and foreign keys of the tables the seed writes."""
+    from django.db import connection
+
+    tables = [m._meta.db_table for m in seeding.MODELS]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = ANY(%s::regclass[])",
+            [tables],
+        )
+        indexes = {row[0] for row in cursor.fetchall()}
+        cursor.execute(
+            "SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE contype = 'f' AND conrelid = ANY(%s::regclass[])",
+            [tables],
+        )
+        foreign_keys = {row[0] for row in cursor.fetchall()}
+    return indexes, foreign_keys
+
+
+@pytest.mark.postgres
+def test_a_bulk_seed_rebuilds_every_index_and_foreign_key_it_dropped() -> None:
+    # given the indexes and foreign keys as the migrations made them
+    before = _secondary()
+    assert before[0] and before[1]
+
+    # when a seed runs in bulk mode (drop, load, recreate in one transaction)
+    call_command("seed", payments=1500, days=10, merchants=2, seed=2, indexes="rebuild")
+
+    # then they are all back, and the history is consistent
+    assert _secondary() == before
+    assert PaymentIntent.objects.count() == 1500
+    assert verify.run().violations == []

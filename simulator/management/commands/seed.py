@@ -28,6 +28,17 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, help="the same seed, the same history")
         parser.add_argument("--batch", type=int, default=10_000)
         parser.add_argument("--no-rollups", action="store_true", help="skip the rollup rebuild")
+        parser.add_argument(
+            "--indexes",
+            choices=("auto", "keep", "rebuild"),
+            default="auto",
+            help=(
+                "PostgreSQL: 'rebuild' drops the written tables' secondary indexes and foreign "
+                "keys, loads in one transaction and recreates them (locks the tables: not for a "
+                f"live system); 'auto' does so from {seeding.BULK_THRESHOLD:,} payments when the "
+                "seed at least doubles the payments table"
+            ),
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["payments"] < 1 or options["days"] < 1 or options["merchants"] < 1:
@@ -52,12 +63,14 @@ class Command(BaseCommand):
             seed=options["seed"],
             batch=options["batch"],
             progress=progress,
+            indexes=options["indexes"],
         )
         stream.write("\n")
         seeded = time.monotonic() - started
         self.stdout.write(
             f"Seeded {report.payments:,} payments ({report.rows:,} rows) for "
-            f"{len(merchants)} merchant(s) in {seeded:.1f} s."
+            f"{len(merchants)} merchant(s) in {seeded:.1f} s"
+            + (" (indexes and foreign keys rebuilt)." if report.rebuilt_indexes else ".")
         )
         if not options["no_rollups"]:
             rollups = time.monotonic()
@@ -67,5 +80,9 @@ class Command(BaseCommand):
                 )
             else:
                 self.stdout.write("No analytics rollups to rebuild.")
+        self.stdout.write(
+            f"  ({report.recording_seconds:.1f} s of it recording the "
+            f"{len(seeding.SHAPES) * len(seeding.CURRENCIES)} shapes through the services)"
+        )
         for name, count in sorted(report.by_shape.items(), key=lambda kv: -kv[1]):
             self.stdout.write(f"  {name.ljust(20)} {count:,}")
