@@ -1,7 +1,7 @@
 """Simulator benchmarks (docs/benchmarks.md).
 
     DATABASE_URL=… REDIS_URL=… PAYLAB_DEBUG=true .venv/bin/python bench/simulator_bench.py traffic --rate 1000 --duration 20 --slices 2
-    DATABASE_URL=… PAYLAB_DEBUG=true .venv/bin/python bench/simulator_bench.py seed --payments 1000000
+    DATABASE_URL=… PAYLAB_DEBUG=true .venv/bin/python bench/simulator_bench.py seed --payments 1000000 [--indexes keep]
 
 `traffic` runs a `steady` run in this process (a thread per slice: the same
 code a worker runs) at a rate above what the machine sustains, and reports
@@ -61,7 +61,15 @@ def traffic(args: argparse.Namespace) -> None:
 
 def seed(args: argparse.Namespace) -> None:
     started = time.monotonic()
-    call_command("seed", payments=args.payments, days=90, merchants=3, no_rollups=True)
+    call_command(
+        "seed",
+        payments=args.payments,
+        days=90,
+        merchants=3,
+        no_rollups=True,
+        indexes=args.indexes,
+        batch=args.batch,
+    )
     print(f"seed {args.payments}: {time.monotonic() - started:.1f} s")
 
 
@@ -74,5 +82,7 @@ if __name__ == "__main__":
     t.add_argument("--slices", type=int, default=2)
     s = sub.add_parser("seed")
     s.add_argument("--payments", type=int, default=1_000_000)
+    s.add_argument("--indexes", choices=("auto", "keep", "rebuild"), default="auto")
+    s.add_argument("--batch", type=int, default=10_000)
     args = parser.parse_args()
     traffic(args) if args.what == "traffic" else seed(args)
