@@ -192,7 +192,6 @@ def payment_intent_create(
         created=now,
         updated=now,
     )
-    intent.save(force_insert=True)
     record_creation(intent, now=now, emits=[("payment_intent.created", intent)])
     if confirm:
         if pm is None:

@@ -22,6 +22,61 @@ class LedgerImbalance(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class NewEvent:
+    """One event to append: its type, snapshot and, for the first event of a
+    transition, the status change and the delta of the projected amounts."""
+
+    type: str
+    data: dict[str, Any]
+    from_status: str = ""
+    to_status: str = ""
+    delta: dict[str, int] | None = None
+
+
+def append_events(
+    *,
+    merchant_id: int,
+    events: list[NewEvent],
+    now: datetime,
+    intent: PaymentIntent | None = None,
+) -> list[Event]:
+    """Append events (and their outbox rows) in two statements, whatever
+    their number. With `intent` (locked by the caller), they take the
+    payment's next sequence numbers; the caller saves the intent."""
+    request = context.current()
+    rows = []
+    for new in events:
+        sequence = None
+        if intent is not None:
+            intent.event_sequence += 1
+            sequence = intent.event_sequence
+        rows.append(
+            Event(
+                id=ids.new_id("evt", now),
+                merchant_id=merchant_id,
+                payment_intent=intent,
+                sequence=sequence,
+                type=new.type,
+                from_status=new.from_status,
+                to_status=new.to_status,
+                data=new.data,
+                delta=new.delta or {},
+                request_id=request.request_id,
+                idempotency_key=request.idempotency_key,
+                created=now,
+            )
+        )
+    # bulk_create only inserts: the log stays append-only (Event.save and the
+    # queryset refuse updates and deletes).
+    Event.objects.bulk_create(rows)
+    OutboxMessage.objects.bulk_create(
+        OutboxMessage(event=event, merchant_id=merchant_id, created=now) for event in rows
+    )
+    outbox.nudge_on_commit()
+    return rows
+
+
 def append_event(
     *,
     merchant_id: int,
@@ -33,31 +88,9 @@ def append_event(
     to_status: str = "",
     delta: dict[str, int] | None = None,
 ) -> Event:
-    """Append one event (and its outbox row). With `intent` (locked by the
-    caller), the event takes the payment's next sequence number."""
-    sequence = None
-    if intent is not None:
-        intent.event_sequence += 1
-        sequence = intent.event_sequence
-    request = context.current()
-    event = Event(
-        id=ids.new_id("evt", now),
-        merchant_id=merchant_id,
-        payment_intent=intent,
-        sequence=sequence,
-        type=type,
-        from_status=from_status,
-        to_status=to_status,
-        data=data,
-        delta=delta or {},
-        request_id=request.request_id,
-        idempotency_key=request.idempotency_key,
-        created=now,
-    )
-    event.save(force_insert=True)
-    OutboxMessage.objects.create(event=event, merchant_id=merchant_id, created=now)
-    outbox.nudge_on_commit()
-    return event
+    """Append one event (and its outbox row); see `append_events`."""
+    new = NewEvent(type=type, data=data, from_status=from_status, to_status=to_status, delta=delta)
+    return append_events(merchant_id=merchant_id, events=[new], now=now, intent=intent)[0]
 
 
 @dataclass(frozen=True)

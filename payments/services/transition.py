@@ -18,7 +18,7 @@ from typing import Any
 from payments import presenters
 from payments.errors import missing, unexpected_state
 from payments.models import PaymentIntent
-from payments.services.records import append_event
+from payments.services.records import NewEvent, append_events
 from payments.state_machine import Action, IllegalTransition, next_status
 
 # The projected amounts the event log carries as deltas.
@@ -108,11 +108,15 @@ def transition(
 
 
 def record_creation(intent: PaymentIntent, *, now: datetime, emits: Sequence[Emit]) -> None:
-    """The first events of a new payment: sequence 1 carries its initial
-    status and amount, so the fold starts from nothing."""
+    """Insert a new payment with its first events: sequence 1 carries its
+    initial status and amount, so the fold starts from nothing.
+
+    The events are numbered before the row is inserted, so the row goes in
+    with its final `event_sequence` (no second UPDATE); the foreign keys
+    from the events are checked at commit (Django's are deferrable)."""
     delta = {name: getattr(intent, name) for name in PROJECTED_AMOUNTS if getattr(intent, name)}
     _append(intent, emits, now=now, from_status="", delta=delta)
-    intent.save(update_fields=["event_sequence"])
+    intent.save(force_insert=True)
 
 
 def record_without_transition(
@@ -135,15 +139,14 @@ def _append(
     from_status: str,
     delta: dict[str, int],
 ) -> None:
-    for index, (event_type, obj) in enumerate(emits):
-        first = index == 0
-        append_event(
-            merchant_id=intent.merchant_id,
+    events = [
+        NewEvent(
             type=event_type,
             data=_snapshot(obj),
-            now=now,
-            intent=intent,
-            from_status=from_status if first else "",
-            to_status=intent.status if first else "",
-            delta=delta if first else None,
+            from_status=from_status if index == 0 else "",
+            to_status=intent.status if index == 0 else "",
+            delta=delta if index == 0 else None,
         )
+        for index, (event_type, obj) in enumerate(emits)
+    ]
+    append_events(merchant_id=intent.merchant_id, events=events, now=now, intent=intent)
