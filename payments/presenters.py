@@ -220,7 +220,7 @@ def refund(obj: Refund, expand: Iterable[str] | None = None) -> dict[str, Any]:
         "charge": obj.charge_id,
         "created": ts(obj.created),
         "currency": obj.currency,
-        "failure_reason": obj.failure_reason or None,
+        "failure_reason": (obj.failure_reason or None) if obj.status == "failed" else None,
         "metadata": obj.metadata,
         "payment_intent": obj.payment_intent_id,
         "reason": obj.reason or None,

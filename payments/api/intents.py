@@ -20,12 +20,14 @@ from payments.services.intents import Outcome
 Params = dict[str, Any]
 SIMULATE_DOC = (
     "\n\n**Fault injection (test keys):** a `PayLab-Simulate` header — or the same text in "
-    "`metadata[paylab_simulate]`, which follows the payment to its capture — forces an outcome "
+    "`metadata[paylab_simulate]`, which follows the payment to its capture and refunds — forces an outcome "
     "whatever the card: directives `name=value` separated by `;`: `decline=<decline code>` "
     "(the issuer declines), `latency=250ms|1.5s` (≤ 30 s; the processor answers that late), "
     "`processor_error=timeout|processor_unavailable` (the first processor fails; failover "
     "applies), `processor=<name>` (route there), `http=400…599` (answer that status, do "
-    "nothing), `at=confirm|capture|any` (default `confirm`). Applied directives are recorded "
+    "nothing), `at=confirm|capture|refund|any` (default `confirm`; at `refund`, a decline or "
+    "processor error makes the refund pending, then `failed` with that code as its "
+    "`failure_reason`). Applied directives are recorded "
     "on the charge (`paylab.simulate`) and its events; a malformed one is a 400 whose "
     "`param` names the header or metadata key. The charge's `paylab` shows the routing "
     "decision and every processor attempt."

@@ -12,6 +12,7 @@ from payments import presenters, selectors
 from payments.api import schema
 from payments.api import serializers as s
 from payments.api.base import Body, StripeApi, list_object
+from payments.api.intents import simulate_header
 from payments.models import (
     Charge,
     Customer,
@@ -54,7 +55,12 @@ class RetrieveApi(StripeApi):
     post=schema.operation(
         "CreateRefund",
         summary="Create a refund",
-        description="All or part of what is left of a captured payment; name `payment_intent` or `charge`.",
+        description=(
+            "All or part of what is left of a captured payment; name `payment_intent` or `charge`."
+            " A `PayLab-Simulate` header (or the payment's `metadata[paylab_simulate]`) with"
+            " `at=refund` forces the refund to fail when it settles (`decline=…`,"
+            " `processor_error=…`) or answers an HTTP status (`http=…`)."
+        ),
         tag="Refunds",
         request=s.RefundCreateSerializer,
         response=schema.RefundSerializer,
@@ -74,7 +80,11 @@ class RefundCollectionApi(StripeApi):
 
     def perform_post(self, request: Request, params: Params) -> tuple[int, Body]:
         expand = params.pop("expand", None)
-        refund = refunds.refund_create(merchant=self.client(request).merchant, **params)
+        refund = refunds.refund_create(
+            merchant=self.client(request).merchant,
+            simulate=simulate_header(self, request),
+            **params,
+        )
         return 200, presenters.refund(refund, expand)
 
 

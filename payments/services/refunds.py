@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts.models import Merchant
 from config.errors import InvalidRequestError
+from payments import directives as simulation
 from payments import ids, money, processing
 from payments.errors import missing
 from payments.models import Charge, Refund
@@ -58,10 +59,16 @@ def refund_create(
     amount: int | None = None,
     reason: str | None = None,
     metadata: dict[str, str] | None = None,
+    simulate: str | None = None,
     now: datetime | None = None,
 ) -> Refund:
     """Refund all or part of what is left. Appends `refund.created` and
-    `charge.refunded`; posts the refund to the ledger."""
+    `charge.refunded`; posts the refund to the ledger.
+
+    A `PayLab-Simulate` directive at refund (`decline=…` or
+    `processor_error=…`) makes it a refund that is accepted, then fails when
+    it settles — the refund-fails card's path, with the directive's code as
+    the failure reason; `http=…` answers that status and does nothing."""
     now = now or timezone.now()
     if reason and reason not in REASONS:
         raise InvalidRequestError(
@@ -97,7 +104,13 @@ def refund_create(
             code="amount_too_large",
             param="amount",
         )
-    settles_later = processing.refund_settles_later(captured.payment_method.behaviour)
+    directives = simulation.for_request(simulate, intent.metadata, "refund")
+    if directives is not None and directives.http:
+        raise simulation.http_error(directives)
+    forced_failure = (directives.decline or directives.processor_error or "") if directives else ""
+    settles_later = bool(forced_failure) or processing.refund_settles_later(
+        captured.payment_method.behaviour
+    )
     refund = Refund(
         id=ids.new_id("re", now),
         merchant=merchant,
@@ -107,6 +120,8 @@ def refund_create(
         currency=intent.currency,
         status=Refund.Status.PENDING if settles_later else Refund.Status.SUCCEEDED,
         reason=reason or "",
+        # Kept while pending; shown once the refund has failed.
+        failure_reason=forced_failure,
         metadata=merge_metadata({}, metadata),
         settles_at=now + PENDING_SETTLE_AFTER if settles_later else None,
         created=now,
@@ -164,7 +179,10 @@ def refund_settle(*, refund_id: str, now: datetime | None = None) -> Refund | No
         if refund.status != Refund.Status.PENDING:
             return refund
         charge = Charge.objects.select_for_update().get(pk=refund.charge_id)
-        if not processing.refund_settles_later(charge.payment_method.behaviour):
+        fails = bool(refund.failure_reason) or processing.refund_settles_later(
+            charge.payment_method.behaviour
+        )
+        if not fails:
             refund.status = Refund.Status.SUCCEEDED
             refund.save(update_fields=["status"])
             transition(intent, Action.REFUND, now=now, emits=[("charge.refund.updated", refund)])
@@ -180,7 +198,7 @@ def refund_settle(*, refund_id: str, now: datetime | None = None) -> Refund | No
             now=now,
         )
         refund.status = Refund.Status.FAILED
-        refund.failure_reason = "expired_or_canceled_card"
+        refund.failure_reason = refund.failure_reason or "expired_or_canceled_card"
         refund.save(update_fields=["status", "failure_reason"])
         charge.amount_refunded -= refund.amount
         charge.save(update_fields=["amount_refunded"])

@@ -15,8 +15,8 @@ import pytest
 from django.utils import timezone
 
 from payments import tasks
-from payments.models import Event, PaymentIntent, PendingAuthorization
-from payments.services import confirmations, intents, payment_methods, processors
+from payments.models import Event, PaymentIntent, PendingAuthorization, Refund
+from payments.services import confirmations, intents, payment_methods, processors, refunds
 from tests.conftest import MerchantWithKey
 
 pytestmark = pytest.mark.django_db
@@ -146,6 +146,60 @@ def test_at_capture_leaves_the_confirmation_alone(merchant_a: MerchantWithKey) -
     status, body = create(merchant_a, "decline=lost_card; at=capture")
 
     assert (status, body["status"]) == (200, "succeeded")
+
+
+def test_at_refund_accepts_the_refund_then_fails_it_and_returns_the_money(
+    merchant_a: MerchantWithKey,
+) -> None:
+    # Given a captured payment
+    _, intent = create(merchant_a)
+    balance_before = merchant_a.api().get("/v1/balance").json()
+
+    # When a partial refund is simulated to fail at the processor
+    response = merchant_a.api().post(
+        "/v1/refunds",
+        {"payment_intent": intent["id"], "amount": 500},
+        format="json",
+        HTTP_PAYLAB_SIMULATE="processor_error=processor_unavailable; at=refund",
+    )
+
+    # Then it is accepted as pending, with no failure reason shown yet
+    assert response.status_code == 200
+    refund = response.json()
+    assert (refund["status"], refund["failure_reason"]) == ("pending", None)
+
+    # And when it settles it fails with the directive's code, the money back
+    refunds.refund_settle(refund_id=refund["id"], now=timezone.now() + timedelta(seconds=10))
+    settled = merchant_a.api().get(f"/v1/refunds/{refund['id']}").json()
+    assert (settled["status"], settled["failure_reason"]) == ("failed", "processor_unavailable")
+    assert PaymentIntent.objects.get(pk=intent["id"]).amount_refunded == 0
+    assert merchant_a.api().get("/v1/balance").json()["available"] == balance_before["available"]
+    assert timeline(intent["id"])[-2:] == ["refund.failed", "charge.refund.updated"]
+
+
+def test_at_refund_http_answers_that_status_and_refunds_nothing(
+    merchant_a: MerchantWithKey,
+) -> None:
+    _, intent = create(merchant_a)
+
+    response = merchant_a.api().post(
+        "/v1/refunds",
+        {"payment_intent": intent["id"]},
+        format="json",
+        HTTP_PAYLAB_SIMULATE="http=502; at=refund",
+    )
+
+    assert response.status_code == 502
+    assert Refund.objects.count() == 0
+    assert PaymentIntent.objects.get(pk=intent["id"]).amount_refunded == 0
+
+
+def test_a_refund_without_the_directive_at_refund_succeeds(merchant_a: MerchantWithKey) -> None:
+    _, intent = create(merchant_a, metadata={"paylab_simulate": "decline=lost_card; at=capture"})
+
+    response = merchant_a.api().post("/v1/refunds", {"payment_intent": intent["id"]}, format="json")
+
+    assert response.json()["status"] == "succeeded"
 
 
 @pytest.mark.parametrize(
