@@ -158,6 +158,9 @@ class Stack:
             PAYLAB_VAR_DIR=str(var),
             PAYLAB_RATE_LIMIT="1000000",
             PAYLAB_LOG_LEVEL="WARNING",
+            # No random processor declines: the refund needs a success.
+            PAYLAB_PROCESSOR_FAULTS="false",
+            PAYLAB_PROCESSOR_LATENCY="false",
         )
         if FULL:
             db = connection.settings_dict
