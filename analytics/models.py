@@ -17,9 +17,10 @@ measures, so any coarser question is a SUM over cells:
 - `ReasonRollup` — declines by decline code (the failure-reason chart).
 - `BrandRollup` — approvals and declines by method and brand (the mix).
 - `BinRollup` — approvals per card BIN and brand (hour, day).
-- `CustomerRollup` — succeeded volume per customer per day.
-- `TopCustomerRollup` — each day's biggest `TOP_PER_DAY` customer cells
-  (per merchant and over all merchants): what the top-customers chart reads.
+- `CustomerRollup` — succeeded volume per customer per day and per week.
+- `TopCustomerRollup` — each day's and week's biggest `TOP_PER_DAY` customer
+  cells (per merchant and over all merchants): what the top-customers chart
+  reads (whole weeks of a long window, days at its edges).
 - `StatusRollup` — payments by current status, bucketed by their creation
   time: each transition moves one count from its old status to its new.
 
@@ -48,6 +49,7 @@ class Grain(models.IntegerChoices):
     MINUTE = 60
     HOUR = 3600
     DAY = 86400
+    WEEK = 604800  # customers only; Unix-aligned weeks (they start on Thursday, UTC)
 
 
 class Outcome(models.TextChoices):
@@ -272,8 +274,8 @@ TOP_PER_DAY = 100
 
 
 class TopCustomerRollup(_Measured):
-    """The `TOP_PER_DAY` biggest `CustomerRollup` cells of each day, currency
-    and merchant — and over every merchant (merchant NULL) — ties broken by
+    """The `TOP_PER_DAY` biggest `CustomerRollup` cells of each day (and
+    week), currency and merchant — and over every merchant (merchant NULL) — ties broken by
     customer id. Not additive: the projector recomputes a (day, merchant,
     currency) group from `CustomerRollup` whenever it touches it, the
     rebuild ranks every group, verify ranks the recomputed cells."""

@@ -170,7 +170,7 @@ CUBES: tuple[Cube, ...] = (
     Cube(
         CustomerRollup,
         ("merchant_id", "currency", "customer_id"),
-        (Grain.DAY.value,),
+        (Grain.DAY.value, Grain.WEEK.value),
         amount=True,
         keep=lambda f: f.customer_id is not None and f.outcome == Outcome.SUCCEEDED,
         keep_sql=f"customer_id IS NOT NULL AND outcome = '{Outcome.SUCCEEDED}'",
@@ -188,7 +188,7 @@ CUSTOMERS = next(cube for cube in CUBES if cube.model is CustomerRollup)
 TOP_CUSTOMERS = Cube(
     TopCustomerRollup,
     ("merchant_id", "currency", "customer_id"),
-    (Grain.DAY.value,),
+    (Grain.DAY.value, Grain.WEEK.value),
     amount=True,
     totals=("merchant_id",),
 )

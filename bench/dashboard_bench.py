@@ -13,9 +13,15 @@ customers (~half of them paying on any day), minute cells for the 48 h
 retention. `--from-seed` skips the generation and measures whatever the
 database holds (e.g. after `manage.py seed` and `rollups rebuild`).
 
+The narrow per-chart tables (series, reasons, brands) are derived from the
+generated full cube, and their total cells and the per-day top customers by
+the rebuild's own code (`services.insert_totals`, `rank_top_customers`);
+then VACUUM ANALYZE, as autovacuum would.
+
 It then times the overview view in-process (Django test client, logged-in
 staff user, the full page and the htmx partial that a range change swaps
-in) for the 24 h and 90 d ranges, and each selector alone.
+in) for the 24 h and 90 d ranges, and each selector alone. `--explain`
+prints EXPLAIN ANALYZE of every query the 90-day page runs.
 """
 
 from __future__ import annotations
@@ -40,13 +46,15 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
+from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from accounts import services as accounts  # noqa: E402
 from accounts.models import Merchant, User  # noqa: E402
-from analytics import selectors  # noqa: E402
+from analytics import selectors, services  # noqa: E402
 from analytics.models import HISTOGRAM  # noqa: E402
+
+TABLES = [cube.table for cube in services.TABLES]
 
 DAYS = 90
 MERCHANTS = [0.35, 0.25, 0.2, 0.12, 0.08]
@@ -164,6 +172,24 @@ def generate(payments: int, merchant_ids: list[int]) -> None:
                      outcome""",  # noqa: S608
         ),
         (
+            "ReasonRollup (from Rollup)",
+            """INSERT INTO analytics_reasonrollup (grain, bucket, merchant_id, processor, currency,
+                    code, count)
+                SELECT grain, bucket, merchant_id, processor, currency, code, SUM(count)
+                FROM analytics_rollup WHERE outcome = 'failed'
+                GROUP BY grain, bucket, merchant_id, processor, currency, code""",
+        ),
+        (
+            "BrandRollup (from Rollup)",
+            """INSERT INTO analytics_brandrollup (grain, bucket, merchant_id, processor, currency,
+                    method, brand, outcome, count)
+                SELECT grain, bucket, merchant_id, processor, currency, method, brand, outcome,
+                       SUM(count)
+                FROM analytics_rollup WHERE outcome IN ('succeeded', 'failed')
+                GROUP BY grain, bucket, merchant_id, processor, currency, method, brand,
+                         outcome""",
+        ),
+        (
             "BinRollup",
             f"""INSERT INTO analytics_binrollup (grain, bucket, merchant_id, brand, bin, outcome, count)
                 SELECT g, b / g * g, m.id, br.brand, br.brand_bin, o.outcome, SUM(n)
@@ -189,6 +215,15 @@ def generate(payments: int, merchant_ids: list[int]) -> None:
                 WHERE random() < 0.5""",  # noqa: S608
         ),
         (
+            "CustomerRollup weeks (from days)",
+            """INSERT INTO analytics_customerrollup (grain, bucket, merchant_id, currency,
+                    customer_id, count, amount)
+                SELECT 604800, bucket / 604800 * 604800, merchant_id, currency, customer_id,
+                       SUM(count), SUM(amount)
+                FROM analytics_customerrollup WHERE grain = 86400
+                GROUP BY bucket / 604800 * 604800, merchant_id, currency, customer_id""",
+        ),
+        (
             "StatusRollup",
             f"""INSERT INTO analytics_statusrollup (grain, bucket, merchant_id, status, count)
                 SELECT g, b / g * g, m.id, s.status, SUM(FLOOR({per_hour} * m.w * s.w))::bigint
@@ -202,13 +237,25 @@ def generate(payments: int, merchant_ids: list[int]) -> None:
         ),
     ]
     with connection.cursor() as cursor:
-        for table in ("rollup", "seriesrollup", "binrollup", "customerrollup", "statusrollup"):
-            cursor.execute(f"TRUNCATE analytics_{table}")
+        for table in TABLES:
+            cursor.execute(f"TRUNCATE {table}")
         for label, sql in steps:
             started = time.monotonic()
             cursor.execute(sql)
             print(f"  {label}: {cursor.rowcount:,} rows in {time.monotonic() - started:.1f}s")
-        cursor.execute("ANALYZE")
+        for cube in services.CUBES:
+            started = time.monotonic()
+            rows = services.insert_totals(cursor, cube)
+            if rows:
+                print(
+                    f"  {cube.model.__name__} totals: {rows:,} rows in {time.monotonic() - started:.1f}s"
+                )
+        started = time.monotonic()
+        rows = services.rank_top_customers(cursor)
+        print(f"  TopCustomerRollup: {rows:,} rows in {time.monotonic() - started:.1f}s")
+        started = time.monotonic()
+        cursor.execute(f"VACUUM ANALYZE {', '.join(TABLES)}")
+        print(f"  VACUUM ANALYZE in {time.monotonic() - started:.1f}s")
 
 
 def timed(fn: Callable[[], object], runs: int) -> tuple[float, float]:
@@ -222,6 +269,26 @@ def timed(fn: Callable[[], object], runs: int) -> tuple[float, float]:
     return statistics.median(samples), samples[int(0.95 * (len(samples) - 1))]
 
 
+def explain(client: Client) -> None:
+    """Every query of the 90-day page (after a warm-up), with its plan's
+    first line and PostgreSQL's execution time."""
+    client.get("/?range=90d")
+    with CaptureQueriesContext(connection) as queries:
+        client.get("/?range=90d")
+    print("\nQueries of the 90-day page (EXPLAIN ANALYZE):")
+    with connection.cursor() as cursor:
+        for query in queries.captured_queries:
+            sql = query["sql"]
+            if not sql.lstrip().upper().startswith("SELECT") or "analytics_" not in sql:
+                continue
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
+            plan = [row[0] for row in cursor.fetchall()]
+            scans = [line.strip() for line in plan if "Scan" in line]
+            print(f"  {plan[-1].strip()}  |  {sql[:90]}…")
+            for line in scans[:2]:
+                print(f"      {line[:150]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--payments", type=int, default=10_000_000)
@@ -232,6 +299,9 @@ def main() -> None:
         dest="from_seed",
         action="store_true",
         help="measure the rollups already in the database (after seed + rebuild, or a previous run)",
+    )
+    parser.add_argument(
+        "--explain", action="store_true", help="EXPLAIN ANALYZE every query of the 90-day page"
     )
     args = parser.parse_args()
     if connection.vendor != "postgresql":
@@ -249,13 +319,15 @@ def main() -> None:
         print(f"Generating the rollups of {args.payments:,} payments over {DAYS} days…")
         generate(args.payments, [m.pk for m in merchants])
     with connection.cursor() as cursor:
-        for table in ("rollup", "seriesrollup", "binrollup", "customerrollup", "statusrollup"):
-            cursor.execute(f"SELECT COUNT(*) FROM analytics_{table}")  # noqa: S608
-            print(f"  analytics_{table}: {cursor.fetchone()[0]:,} rows")
+        for table in TABLES:
+            cursor.execute(f"SELECT COUNT(*) FROM {table}")  # noqa: S608
+            print(f"  {table}: {cursor.fetchone()[0]:,} rows")
     setup_test_environment()  # lets the test client's host in
     logging.getLogger("paylab.request").setLevel(logging.WARNING)
     client = Client()
     client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    if args.explain:
+        explain(client)
     print(f"\nServer time, ms (median / p95 of {args.runs} runs, in-process):")
     for name in ("24h", "90d"):
         for label, headers in (("full page", {}), ("htmx partial", {"HTTP_HX_REQUEST": "true"})):
@@ -278,6 +350,8 @@ def main() -> None:
         ("processors", lambda: selectors.processors(scope)),
         ("status distribution", lambda: selectors.status_distribution(scope)),
         ("top customers", lambda: selectors.top_customers(scope, "usd")),
+        ("overview, one merchant", lambda: selectors.overview(one)),
+        ("breakdown, one merchant", lambda: selectors.breakdown(one)),
         ("top customers, one merchant", lambda: selectors.top_customers(one, "usd")),
         ("bins", lambda: selectors.bins(scope)),
     ):

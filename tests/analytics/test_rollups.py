@@ -102,7 +102,7 @@ def test_side_rollups(mix: Mix) -> None:
     assert bins[("amex", "378282", Outcome.SUCCEEDED)] == 1
     assert bins[("visa", "400000", Outcome.FAILED)] == 2
     # Customers: succeeded volume of the one known customer
-    customer = CustomerRollup.objects.filter(merchant=mix.a).aggregate(
+    customer = CustomerRollup.objects.filter(merchant=mix.a, grain=Grain.DAY).aggregate(
         n=Sum("count"), total=Sum("amount")
     )
     assert customer == {"n": 2, "total": 12_500}

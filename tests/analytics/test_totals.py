@@ -110,7 +110,7 @@ def test_top_customers_keeps_each_days_biggest(
     publish_and_project()
     kept = {
         (row.merchant_id, row.bucket, row.customer_id): row.amount
-        for row in TopCustomerRollup.objects.all()
+        for row in TopCustomerRollup.objects.filter(grain=Grain.DAY)
     }
     today = int(timezone.now().timestamp()) // 86400 * 86400
     assert kept == {
@@ -123,9 +123,18 @@ def test_top_customers_keeps_each_days_biggest(
     # When `small` overtakes `big` today, the projector re-ranks the day
     pay(a, amount=4_500, customer=small)
     publish_and_project()
-    assert TopCustomerRollup.objects.get(merchant=a, bucket=today).customer_id == small
-    week = _scope_all("7d")
-    assert [(c.label, c.amount) for c in selectors.top_customers(week, "usd")] == [
+    assert TopCustomerRollup.objects.get(merchant=a, grain=Grain.DAY, bucket=today).customer_id == (
+        small
+    )
+    # Weeks rank their own sums: `small` (5,500 this week at least) beats `big` (5,000)
+    this_week = today // Grain.WEEK * Grain.WEEK
+    assert (
+        TopCustomerRollup.objects.get(merchant=a, grain=Grain.WEEK, bucket=this_week).customer_id
+        == small
+    )
+    # The chart sums each touched day's kept cells (24 h: yesterday and today)
+    two_days = _scope_all("24h")
+    assert [(c.label, c.amount) for c in selectors.top_customers(two_days, "usd")] == [
         ("other@example.com", 9_000),
         ("small@example.com", 700),
     ]
@@ -156,3 +165,11 @@ def test_rebuild_writes_the_totals_the_projector_does(mix: Mix) -> None:
     assert any(key[2] is None for key in projected["ReasonRollup"])  # totals are there
     services.rollups_rebuild()
     assert _everything() == projected
+
+
+@pytest.mark.parametrize("name", ["24h", "7d", "30d", "90d"])
+def test_top_customers_over_weeks_and_edge_days(mix: Mix, name: str) -> None:
+    # Long windows read whole weeks and the days at their edges: same answer
+    publish_and_project()
+    top = selectors.top_customers(_scope_all(name), "usd")
+    assert [(c.label, c.count, c.amount) for c in top] == [("ada@example.com", 2, 12_500)]
