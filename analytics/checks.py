@@ -53,7 +53,7 @@ def check_rollups(report: Report) -> None:
             if len(wrong) > SHOWN:
                 report.fail(f"{name}: … and {len(wrong) - SHOWN} more cells differ")
         pending = OutboxMessage.objects.filter(
-            Q(position__isnull=True) | Q(position__gt=checkpoint.position)
+            Q(published_at__isnull=True) | Q(position__gt=checkpoint.position)
         ).exists()
         if not pending:
             _check_totals(report)

@@ -4,50 +4,65 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('analytics', '0003_narrow_rollups_with_totals'),
+        ("analytics", "0003_narrow_rollups_with_totals"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='binrollup',
-            name='grain',
-            field=models.IntegerField(choices=[(60, 'Minute'), (3600, 'Hour'), (86400, 'Day'), (604800, 'Week')]),
+            model_name="binrollup",
+            name="grain",
+            field=models.IntegerField(
+                choices=[(60, "Minute"), (3600, "Hour"), (86400, "Day"), (604800, "Week")]
+            ),
         ),
         migrations.AlterField(
-            model_name='brandrollup',
-            name='grain',
-            field=models.IntegerField(choices=[(60, 'Minute'), (3600, 'Hour'), (86400, 'Day'), (604800, 'Week')]),
+            model_name="brandrollup",
+            name="grain",
+            field=models.IntegerField(
+                choices=[(60, "Minute"), (3600, "Hour"), (86400, "Day"), (604800, "Week")]
+            ),
         ),
         migrations.AlterField(
-            model_name='customerrollup',
-            name='grain',
-            field=models.IntegerField(choices=[(60, 'Minute'), (3600, 'Hour'), (86400, 'Day'), (604800, 'Week')]),
+            model_name="customerrollup",
+            name="grain",
+            field=models.IntegerField(
+                choices=[(60, "Minute"), (3600, "Hour"), (86400, "Day"), (604800, "Week")]
+            ),
         ),
         migrations.AlterField(
-            model_name='reasonrollup',
-            name='grain',
-            field=models.IntegerField(choices=[(60, 'Minute'), (3600, 'Hour'), (86400, 'Day'), (604800, 'Week')]),
+            model_name="reasonrollup",
+            name="grain",
+            field=models.IntegerField(
+                choices=[(60, "Minute"), (3600, "Hour"), (86400, "Day"), (604800, "Week")]
+            ),
         ),
         migrations.AlterField(
-            model_name='rollup',
-            name='grain',
-            field=models.IntegerField(choices=[(60, 'Minute'), (3600, 'Hour'), (86400, 'Day'), (604800, 'Week')]),
+            model_name="rollup",
+            name="grain",
+            field=models.IntegerField(
+                choices=[(60, "Minute"), (3600, "Hour"), (86400, "Day"), (604800, "Week")]
+            ),
         ),
         migrations.AlterField(
-            model_name='seriesrollup',
-            name='grain',
-            field=models.IntegerField(choices=[(60, 'Minute'), (3600, 'Hour'), (86400, 'Day'), (604800, 'Week')]),
+            model_name="seriesrollup",
+            name="grain",
+            field=models.IntegerField(
+                choices=[(60, "Minute"), (3600, "Hour"), (86400, "Day"), (604800, "Week")]
+            ),
         ),
         migrations.AlterField(
-            model_name='statusrollup',
-            name='grain',
-            field=models.IntegerField(choices=[(60, 'Minute'), (3600, 'Hour'), (86400, 'Day'), (604800, 'Week')]),
+            model_name="statusrollup",
+            name="grain",
+            field=models.IntegerField(
+                choices=[(60, "Minute"), (3600, "Hour"), (86400, "Day"), (604800, "Week")]
+            ),
         ),
         migrations.AlterField(
-            model_name='topcustomerrollup',
-            name='grain',
-            field=models.IntegerField(choices=[(60, 'Minute'), (3600, 'Hour'), (86400, 'Day'), (604800, 'Week')]),
+            model_name="topcustomerrollup",
+            name="grain",
+            field=models.IntegerField(
+                choices=[(60, "Minute"), (3600, "Hour"), (86400, "Day"), (604800, "Week")]
+            ),
         ),
     ]
