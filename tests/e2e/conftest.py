@@ -210,7 +210,11 @@ def paylab() -> Iterator[PayLab]:
             server.stop()
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API runs an event loop in the
+# main thread while it is open, and any later database test in the same run
+# would then refuse to touch the ORM (SynchronousOnlyOperation). pytest tears
+# this down as soon as the next test is outside tests/e2e.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     assert Path(CHROMIUM).exists(), (
         f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver "

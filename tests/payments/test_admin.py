@@ -394,6 +394,9 @@ def test_the_event_log_and_ledger_offer_no_bulk_actions(
 # --- Access ----------------------------------------------------------------------------
 
 
+# The cast arrives through getfixturevalue, so the database mark is explicit:
+# pytest-django orders (and sets up) tests by the marks it sees at collection.
+@pytest.mark.django_db
 @pytest.mark.parametrize("who", ["operator_user", "viewer_user", "owner_a"])
 def test_only_the_admin_role_reaches_the_payments_admin(
     request: pytest.FixtureRequest, who: str
