@@ -24,15 +24,12 @@ DJANGO_ALLOW_ASYNC_UNSAFE is not needed.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +37,8 @@ import httpx
 import pytest
 from django.conf import settings
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+
+from tests.processes import free_port, manage, spawn, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -58,22 +57,6 @@ services.user_create(email="owner@acme.test", password={PASSWORD!r}, role="merch
                      merchant=merchant, level="owner")
 print(json.dumps({{"secret": issued.secret, "merchant_id": merchant.pk}}))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):  # not up yet
-            if check():
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 class PayLab:
@@ -118,24 +101,10 @@ class PayLab:
             conn.execute(statement)
 
     def manage(self, *args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        lines = done.stdout.strip().splitlines()
-        return lines[-1] if lines else ""
+        return manage(self.env, *args, timeout=180)
 
     def spawn(self, name: str, *command: str) -> None:
-        log = open(self.var / f"{name}.log", "ab")  # noqa: SIM115 (lives with the process)
-        self.processes.append(
-            subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        )
+        self.processes.append(spawn(self.var, name, self.env, *command))
 
     def start(self) -> None:
         if FULL:

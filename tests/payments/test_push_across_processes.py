@@ -18,21 +18,21 @@ Slow (daphne, a worker and migrations start): ~20 s.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from django.db import connection
+
+from tests.processes import free_port, manage, spawn, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -63,22 +63,6 @@ intent = intents.payment_intent_create(
 ).intent
 print(intent.pk)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):  # not up yet
-            if check():
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 class Feed:
@@ -171,24 +155,10 @@ class Stack:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def run(self, *args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        lines = done.stdout.strip().splitlines()
-        return lines[-1] if lines else ""
+        return manage(self.env, *args, timeout=120)
 
     def spawn(self, name: str, *command: str) -> None:
-        log = open(self.var / f"{name}.log", "ab")  # noqa: SIM115 (lives with the process)
-        self.processes.append(
-            subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        )
+        self.processes.append(spawn(self.var, name, self.env, *command))
 
     def start(self) -> None:
         if not FULL:

@@ -29,7 +29,8 @@ from payments.services import verify
 from simulator import selectors, services, tasks
 from simulator.models import RunStatus, SimulationRun, SimulationSlice
 from tests.conftest import MerchantWithKey
-from tests.payments.test_faults import Stack, wait_for
+from tests.payments.test_faults import Stack
+from tests.processes import wait_for
 
 pytestmark = [
     pytest.mark.postgres,
