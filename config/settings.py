@@ -50,6 +50,9 @@ if PAYLAB_PROFILE not in {"development", "production"}:
 # cannot tell from the request (tasks, commands).
 PAYLAB_PUBLIC_URL = env.string("PAYLAB_PUBLIC_URL", "http://127.0.0.1:8000") or ""
 VAR_DIR = Path(env.string("PAYLAB_VAR_DIR", str(BASE_DIR / "var")) or "var")
+# The SQLite database, the embedded broker and static files live here; a
+# missing folder would otherwise surface as SQLite's "unable to open database file".
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 INSTALLED_APPS = [
     "daphne",
