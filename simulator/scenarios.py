@@ -101,7 +101,6 @@ DEFAULTS: Params = {
 NUMBER_PARAMS = (
     "rate",
     "duration",
-    "amount_median",
     "amount_spread",
     "manual_capture_share",
     "void_share",
@@ -115,7 +114,7 @@ NUMBER_PARAMS = (
     "duplicate_share",
     "conflict_share",
 )
-INT_PARAMS = ("count", "customer_pool", "slices", "seed")
+INT_PARAMS = ("count", "customer_pool", "slices", "seed", "amount_median")
 MIX_PARAMS = ("currencies", "brands", "outcomes")
 RANGE_PARAMS = ("capture_delay", "refund_delay", "three_ds_delay", "dispute_close_delay")
 MAX_RATE = 5000.0
@@ -469,8 +468,11 @@ def plan_operation(params: Params, index: int, *, at: float, slices: int) -> Ope
     card = (
         BRAND_CARDS.get(brand, "pm_card_visa") if outcome == "success" else OUTCOME_CARDS[outcome]
     )
-    median = _scaled(currency, float(params["amount_median"]))
-    amount = int(median * math.exp(rng.gauss(0.0, float(params["amount_spread"]))))
+    median = _scaled(currency, int(params["amount_median"]))
+    # The log-normal spread is drawn as a float, then applied as an integer
+    # factor in millionths: the amount itself stays integer minor units.
+    factor = round(math.exp(rng.gauss(0.0, float(params["amount_spread"]))) * 1_000_000)
+    amount = median * factor // 1_000_000
     amount = max(money.minimum_amount(currency) * 2, min(amount, 9_999_999))
     manual = rng.random() < float(params["manual_capture_share"])
     customer_index = None
@@ -527,5 +529,5 @@ def plan_operation(params: Params, index: int, *, at: float, slices: int) -> Ope
     )
 
 
-def _scaled(currency: str, hundredths_of_major: float) -> int:
-    return max(1, int(hundredths_of_major * 10 ** money.exponent(currency) / 100))
+def _scaled(currency: str, hundredths_of_major: int) -> int:
+    return max(1, hundredths_of_major * 10 ** money.exponent(currency) // 100)

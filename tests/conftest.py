@@ -27,10 +27,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     )
     has_redis = bool(os.environ.get("REDIS_URL"))
     for item in items:
-        if "postgres" in item.keywords and not has_postgres:
-            item.add_marker(pytest.mark.skip(reason="needs DATABASE_URL=postgres://…"))
-        if "redis" in item.keywords and not has_redis:
-            item.add_marker(pytest.mark.skip(reason="needs REDIS_URL=redis://…"))
+        if "postgres" in item.keywords:
+            item.add_marker(
+                pytest.mark.skipif(not has_postgres, reason="needs DATABASE_URL=postgres://…")
+            )
+        if "redis" in item.keywords:
+            item.add_marker(pytest.mark.skipif(not has_redis, reason="needs REDIS_URL=redis://…"))
 
 
 @dataclass

@@ -64,7 +64,7 @@ class SimulationRunCreateSerializer(StripeSerializer):
     currencies = _mix("Currency mix, e.g. `{usd: 70, eur: 30}`.")
     brands = _mix("Card brand mix of approved traffic.")
     outcomes = _mix(f"Outcome mix; names: {', '.join(scenarios.OUTCOMES)}.")
-    amount_median = serializers.FloatField(
+    amount_median = serializers.IntegerField(
         min_value=1, required=False, help_text="Median amount in hundredths of a major unit."
     )
     amount_spread = serializers.FloatField(
