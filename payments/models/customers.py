@@ -9,6 +9,7 @@ later steps (capture, refund) know it without the number.
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 from accounts.models import Merchant
@@ -27,7 +28,12 @@ class Customer(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["merchant", "email"], name="customer_merchant_email")]
+        indexes = [
+            models.Index(fields=["merchant", "email"], name="customer_merchant_email"),
+            # The explorer's email search is case-insensitive (`iexact`,
+            # UPPER(email) = UPPER(…)), across merchants for staff.
+            models.Index(Upper("email"), name="customer_email_upper"),
+        ]
 
     def __str__(self) -> str:
         return self.email or self.id
@@ -64,6 +70,8 @@ class PaymentMethod(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        # The explorer's last4 search joins the intents on this.
+        indexes = [models.Index(fields=["last4"], name="pm_last4")]
 
     def __str__(self) -> str:
         return f"{self.brand} •••• {self.last4}" if self.type == self.Type.CARD else self.id
