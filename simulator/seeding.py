@@ -7,7 +7,7 @@ then captured or voided, disputed and won, lost or still open) the real
 services run once, inside a transaction that is rolled back, with sentinel
 amounts and clock values. Every row they wrote — payment method, payment
 intent, charge, refund, dispute, ledger transactions and entries, events
-with their snapshots, sequences and deltas, outbox rows — is captured and
+with their snapshots, sequences and deltas — is captured and
 turned into a row template, where the ids, the amounts (and what derives
 from them: fee, net, negations) and the timestamps are placeholders. Seeding
 a payment is then filling a shape's templates with fresh ids, its amount,
@@ -17,8 +17,19 @@ them in bulk: PostgreSQL `COPY` (psycopg 3 `cursor.copy`), batched
 
 So no domain logic is duplicated here: the event log, the ledger and the
 projections are what the services produce, and `manage.py verify` passes.
-History is not news: the outbox rows are written as already published (no
-position), so nothing is pushed to websockets or webhooks.
+History is not news: the outbox rows the services wrote are not replayed.
+An outbox row exists so that a committed event leaves the database (DESIGN
+rule 7); a historical event must not leave it — no websocket push, no
+webhook — and nothing reads a published row again: the relay claims
+unpublished rows, websocket clients resume by `position` (which history
+would not have), and the analytics rebuild and `verify` count an event with
+no outbox row as covered (analytics.facts.covered_sql). Leaving them out
+saves a quarter of the rows (one per event) and their indexes.
+
+Payments are written in chronological order (their creation times sorted
+over the whole seed), so the time-prefixed ids of most rows arrive in
+ascending order: primary-key inserts land on the right edge of each B-tree
+instead of on random pages of an index larger than the buffer cache.
 
 3-D Secure shapes are not seeded (a historical challenge is of no use);
 live 3DS traffic is the simulator's `three_ds_eu` scenario.
@@ -53,7 +64,6 @@ from payments.models import (
     Event,
     LedgerEntry,
     LedgerTransaction,
-    OutboxMessage,
     PaymentIntent,
     PaymentMethod,
     Refund,
@@ -104,9 +114,8 @@ MODELS: list[type[models.Model]] = [
     Refund,
     Dispute,
     Event,
-    OutboxMessage,
 ]
-_SKIPPED_COLUMNS = {LedgerEntry: {"id"}, OutboxMessage: {"id"}}
+_SKIPPED_COLUMNS: dict[type[models.Model], set[str]] = {LedgerEntry: {"id"}}
 
 
 class _Rollback(Exception):
@@ -303,11 +312,6 @@ def build_shape(merchant: Merchant, name: str, currency: str) -> Shape:
                     .order_by("created", "pk")
                     .values_list("pk", flat=True)
                 )
-                event_ids = list(
-                    Event.objects.filter(payment_intent_id=pi)
-                    .order_by("sequence")
-                    .values_list("pk", flat=True)
-                )
                 filters: dict[type[models.Model], Any] = {
                     PaymentMethod: {"pk": pm_id},
                     PaymentIntent: {"pk": pi},
@@ -317,13 +321,10 @@ def build_shape(merchant: Merchant, name: str, currency: str) -> Shape:
                     Refund: {"payment_intent_id": pi},
                     Dispute: {"payment_intent_id": pi},
                     Event: {"payment_intent_id": pi},
-                    OutboxMessage: {"event_id__in": event_ids},
                 }
                 for model in MODELS:
                     names = [f.attname for f in _columns(model)]
                     order = "sequence" if model is Event else "pk"
-                    if model is OutboxMessage:
-                        order = "id"
                     captured[model] = list(
                         model._default_manager.filter(**filters[model])
                         .order_by(order)
@@ -375,16 +376,6 @@ def build_shape(merchant: Merchant, name: str, currency: str) -> Shape:
     for model in MODELS:
         fields = _columns(model)
         for row in captured[model]:
-            if model is OutboxMessage:
-                # History is not news: already published, never pushed.
-                created = row["created"]
-                row = {
-                    **row,
-                    "published_at": created,
-                    "claimed_by": "seed",
-                    "attempts": 1,
-                    "position": None,
-                }
             if "merchant_id" in row:
                 row = {**row, "merchant_id": -1}
             columns = [templater.column(f, row[f.attname]) for f in fields]
@@ -480,6 +471,9 @@ class SeedReport:
     by_shape: dict[str, int] = field(default_factory=dict)
     rebuilt_indexes: bool = False
     recording_seconds: float = 0.0  # running the services once per shape
+    # Wall seconds per phase ("copy <table>" is the time inside that table's
+    # COPY/INSERT calls; "load" the whole load, filling included).
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 def _hour_weights() -> list[float]:
@@ -557,6 +551,7 @@ def payments_seed(
         or (indexes == "auto" and payments >= max(BULK_THRESHOLD, _estimated_payments()))
     )
     report = SeedReport(rebuilt_indexes=rebuild, recording_seconds=recorded)
+    report.phases["recording"] = recorded
     batches = _batches(
         shapes=shapes,
         payments=payments,
@@ -575,11 +570,23 @@ def payments_seed(
             with transaction.atomic():
                 dropped = _drop_secondary(MODELS)
                 _load(batches, report, payments, progress, postgres, atomic=False)
-                _restore_secondary(dropped)
-            _analyze(MODELS)
+                _restore_secondary(dropped, report.phases)
+                committing = time.monotonic()
+            report.phases["commit"] = time.monotonic() - committing
+            with _timed(report.phases, "analyze"):
+                _analyze(MODELS)
         else:
             _load(batches, report, payments, progress, postgres, atomic=True)
     return report
+
+
+@contextlib.contextmanager
+def _timed(phases: dict[str, float], name: str) -> Iterator[None]:
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        phases[name] = phases.get(name, 0.0) + time.monotonic() - started
 
 
 Batch = tuple[dict[type[models.Model], list[Any]], dict[str, int], int]
@@ -594,18 +601,21 @@ def _load(
     *,
     atomic: bool,
 ) -> None:
+    started = time.monotonic()
     for buffers, by_shape, size in _prefetched(batches):
         with transaction.atomic() if atomic else contextlib.nullcontext():
             for model in MODELS:
                 rows = buffers[model]
                 if not rows:
                     continue
-                report.rows += _write(model, rows, postgres)
+                with _timed(report.phases, f"copy {model._meta.db_table}"):
+                    report.rows += _write(model, rows, postgres)
         for name, count in by_shape.items():
             report.by_shape[name] = report.by_shape.get(name, 0) + count
         report.payments += size
         if progress:
             progress(report.payments, payments)
+    report.phases["load"] = time.monotonic() - started
 
 
 def _prefetched(batches: Iterator[Batch]) -> Iterator[Batch]:
@@ -669,6 +679,16 @@ def _batches(
     fmt_time = _pg_time if postgres else _sqlite_time
     limit = now.timestamp() - 60
     origin = start.timestamp()
+    # Every creation time of the seed, drawn first and sorted: payments are
+    # written in chronological order (see the module docstring).
+    created = sorted(
+        origin + day * 86400 + hour * 3600 + rng.random() * 3600
+        for day, hour in zip(
+            rng.choices(range(days), weights=day_weights, k=payments),
+            rng.choices(range(24), weights=hours, k=payments),
+            strict=True,
+        )
+    )
     done = 0
     while done < payments:
         size = min(batch, payments - done)
@@ -676,13 +696,10 @@ def _batches(
         by_shape: Counter[str] = Counter()
         picks = rng.choices(names, weights=weights, k=size)
         money_picks = rng.choices(currencies, weights=currency_weights, k=size)
-        day_picks = rng.choices(range(days), weights=day_weights, k=size)
-        hour_picks = rng.choices(range(24), weights=hours, k=size)
         for k in range(size):
             shape = shapes[(picks[k], money_picks[k])]
             by_shape[shape.name] += 1
-            base = origin + day_picks[k] * 86400 + hour_picks[k] * 3600 + rng.random() * 3600
-            base = min(base, limit - 86400 * 3 if shape.steps else limit)
+            base = min(created[done + k], limit - 86400 * 3 if shape.steps else limit)
             step_times = [base]
             for _ in range(shape.steps):
                 step_times.append(min(step_times[-1] + rng.uniform(600, 86400 * 3), limit))
@@ -717,7 +734,9 @@ def _batches(
 @dataclass(frozen=True)
 class _Dropped:
     indexes: list[str]  # CREATE INDEX statements
-    foreign_keys: list[tuple[str, str, str]]  # (table, constraint, definition)
+    # (table, constraint, definition, kind): unique constraints ('u', when
+    # dropped) and foreign keys ('f'), in the order they were dropped.
+    constraints: list[tuple[str, str, str, str]]
 
 
 def _estimated_payments() -> int:
@@ -730,54 +749,62 @@ def _estimated_payments() -> int:
     return int(row[0]) if row else 0
 
 
-def _drop_secondary(written: list[type[models.Model]]) -> _Dropped:
+def _drop_secondary(written: list[type[models.Model]], *, unique: bool = False) -> _Dropped:
     """Drop the non-unique indexes and the foreign keys of the written tables
     (in the caller's transaction: a failed seed rolls the drop back too).
-    Primary keys and unique constraints stay: they guard the load."""
+    Primary keys stay; unique constraints and indexes stay unless `unique`
+    (recreating them checks them all the same, in one sort)."""
     tables = [m._meta.db_table for m in written]
     with connection.cursor() as cursor:
         cursor.execute(
             """
             SELECT i.relname, pg_get_indexdef(i.oid)
             FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-            WHERE x.indrelid = ANY(%s::regclass[]) AND NOT x.indisunique AND NOT x.indisprimary
+            WHERE x.indrelid = ANY(%s::regclass[]) AND NOT x.indisprimary
+              AND (NOT x.indisunique OR (%s AND NOT EXISTS (
+                  SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)))
             ORDER BY 1
             """,
-            [tables],
+            [tables, unique],
         )
         indexes = cursor.fetchall()
+        # Foreign keys first: one may lean on a unique constraint.
         cursor.execute(
             """
-            SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)
+            SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid), contype::text
             FROM pg_constraint
-            WHERE contype = 'f' AND conrelid = ANY(%s::regclass[])
-            ORDER BY 1, 2
+            WHERE conrelid = ANY(%s::regclass[]) AND (contype = 'f' OR (%s AND contype = 'u'))
+            ORDER BY contype, 1, 2
             """,
-            [tables],
+            [tables, unique],
         )
-        foreign_keys = cursor.fetchall()
+        constraints = cursor.fetchall()
         quote = connection.ops.quote_name
-        for table, name, _ in foreign_keys:
+        for table, name, _, _ in constraints:
             cursor.execute(f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(name)}")
         for name, _ in indexes:
             cursor.execute(f"DROP INDEX {quote(name)}")
     return _Dropped(
         indexes=[definition for _, definition in indexes],
-        foreign_keys=[(t, n, d) for t, n, d in foreign_keys],
+        constraints=[(t, n, d, k) for t, n, d, k in constraints],
     )
 
 
-def _restore_secondary(dropped: _Dropped) -> None:
+def _restore_secondary(dropped: _Dropped, phases: dict[str, float], label: str = "") -> None:
     """Recreate what `_drop_secondary` dropped: one sort per index instead of a
     B-tree insert per row, one validating scan per foreign key instead of a
     trigger per row."""
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
-        for statement in dropped.indexes:
-            cursor.execute(statement)
-        for table, name, definition in dropped.foreign_keys:
-            cursor.execute(f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}")
+        with _timed(phases, f"{label}indexes"):
+            for statement in dropped.indexes:
+                cursor.execute(statement)
+        for table, name, definition, kind in reversed(dropped.constraints):
+            with _timed(phases, f"{label}{'foreign keys' if kind == 'f' else 'indexes'}"):
+                cursor.execute(
+                    f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}"
+                )
 
 
 def _analyze(written: list[type[models.Model]]) -> None:
@@ -861,8 +888,20 @@ def merchants_for_seed(count: int) -> list[Merchant]:
     return found
 
 
-def rebuild_rollups(progress: Callable[[str], None] | None = None) -> bool:
-    """Analytics' rollups from the event log, when analytics has them."""
+def rebuild_rollups(
+    progress: Callable[[str], None] | None = None,
+    *,
+    bulk: bool = False,
+    phases: dict[str, float] | None = None,
+) -> bool:
+    """Analytics' rollups from the event log, when analytics has them.
+
+    `bulk` (PostgreSQL; what a bulk seed uses) drops the rollup tables'
+    secondary and unique indexes and foreign keys around the rebuild, in its
+    transaction, and recreates them after: every cell is inserted once by
+    the rebuild's INSERT … SELECT, so maintaining five B-trees and queueing
+    a deferred foreign-key check per cell is most of its cost. The tables
+    are locked meanwhile (readers wait instead of seeing the old rollups)."""
     try:
         from analytics import services as analytics_services
     except ImportError:
@@ -870,7 +909,18 @@ def rebuild_rollups(progress: Callable[[str], None] | None = None) -> bool:
     rebuild = getattr(analytics_services, "rollups_rebuild", None)
     if rebuild is None:
         return False
-    rebuild(progress=progress)
+    phases = phases if phases is not None else {}
+    if not (bulk and connection.vendor == "postgresql"):
+        with _timed(phases, "rollups"):
+            rebuild(progress=progress)
+        return True
+    tables = [cube.model for cube in analytics_services.TABLES]
+    with _timed(phases, "rollups"), transaction.atomic():
+        dropped = _drop_secondary(tables, unique=True)
+        rebuild(progress=progress)
+        _restore_secondary(dropped, phases, label="rollup ")
+    with _timed(phases, "rollup analyze"):
+        _analyze(tables)
     return True
 
 
