@@ -627,6 +627,13 @@ class PayLab:
         )
         self._manage("migrate", "--noinput", database=self.template)
 
+    def template_exists(self) -> bool:
+        with psycopg.connect(self.admin_url, autocommit=True) as connection:
+            found = connection.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [self.template]
+            ).fetchone()
+        return found is not None
+
     def fresh_database(self) -> str:
         """Recreate the bench database from the template; the new merchant's key."""
         self._admin(
@@ -1050,6 +1057,281 @@ def wait_until_quiet(limit: float, threshold: float = 0.25) -> str | None:
     return f"machine not quiet before the run ({used:.2f} cores busy with other work)"
 
 
+# --- In-process cost per operation (load-independent) --------------------------
+#
+# Wall-clock throughput on a shared 2-core box depends on whatever else runs;
+# the cost of one operation does not. `--in-process N` drives N payments
+# through the real WSGI application (config.wsgi: every middleware, DRF, the
+# real PostgreSQL and Redis, the connection returned to the pool after each
+# request as under gunicorn) in one process, and reports per operation:
+# SQL statements (Django's cursor executes, savepoints included; BEGIN and
+# COMMIT are psycopg's own round trips on top, counted as transactions),
+# Python CPU ms (time.process_time, no statement capture active), and the
+# PostgreSQL backends' CPU over the same pass.
+
+IN_PROCESS_OPS = ("confirm", "create_manual", "confirm_manual", "capture", "refund")
+IN_PROCESS_LABELS = {
+    "confirm": "create+confirm pm_card_visa (automatic capture)",
+    "create_manual": "create (manual capture, no confirm)",
+    "confirm_manual": "confirm (manual capture)",
+    "capture": "capture",
+    "refund": "refund 500 of 2000",
+}
+
+
+def _wsgi_call(
+    application: Any,
+    method: str,
+    path: str,
+    form: dict[str, str],
+    secret: str,
+    idempotency: bool,
+) -> tuple[int, bytes]:
+    body = urllib.parse.urlencode(form).encode()
+    token = base64.b64encode(f"{secret}:".encode()).decode()
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8765",
+        "HTTP_HOST": "127.0.0.1:8765",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_AUTHORIZATION": f"Basic {token}",
+        "HTTP_USER_AGENT": "paylab-bench",
+        "CONTENT_TYPE": "application/x-www-form-urlencoded",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.url_scheme": "http",
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    if idempotency:
+        environ["HTTP_IDEMPOTENCY_KEY"] = str(uuid.uuid4())
+    statuses: list[str] = []
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
+        statuses.append(status)
+
+    result = application(environ, start_response)
+    try:
+        data = b"".join(result)
+    finally:
+        # Fires request_finished: the connection goes back to the pool.
+        result.close()
+    return int(statuses[0].split()[0]), data
+
+
+def _backend_ticks(database: str) -> int:
+    return sum(
+        ticks
+        for comm, _, ticks, cmdline in _proc_stats().values()
+        if comm == "postgres" and f" {database} " in cmdline
+    )
+
+
+def in_process_child(args: argparse.Namespace) -> int:
+    """Runs inside the environment of the bench database (see `run_in_process`)."""
+    import cProfile
+    import pstats
+
+    from config.wsgi import application
+
+    secret = os.environ["PAYLAB_BENCH_SECRET"]
+    database = args.database
+    idem = args.idempotency_keys
+    payment_form = {
+        "amount": "2000",
+        "currency": "usd",
+        "confirm": "true",
+        "payment_method": "pm_card_visa",
+    }
+    manual_form = {
+        "amount": "2000",
+        "currency": "usd",
+        "capture_method": "manual",
+        "payment_method": "pm_card_visa",
+    }
+
+    def iteration(timed: dict[str, list[float]] | None, hook: Any = None) -> None:
+        def call(op: str, path: str, form: dict[str, str]) -> bytes:
+            if hook is not None:
+                hook(op)
+            started = time.process_time()
+            status, body = _wsgi_call(application, "POST", path, form, secret, idem)
+            if timed is not None:
+                timed[op].append((time.process_time() - started) * 1000)
+            if status != 200:
+                raise SystemExit(f"{op}: HTTP {status}: {body[:500]!r}")
+            return body
+
+        call("confirm", "/v1/payment_intents", payment_form)
+        intent = json.loads(call("create_manual", "/v1/payment_intents", manual_form))["id"]
+        call("confirm_manual", f"/v1/payment_intents/{intent}/confirm", {})
+        call("capture", f"/v1/payment_intents/{intent}/capture", {})
+        call("refund", "/v1/refunds", {"payment_intent": intent, "amount": "500"})
+
+    for _ in range(args.in_process_warmup):
+        iteration(None)
+
+    # Pass 1: what reaches PostgreSQL per operation, counted on psycopg's
+    # cursor (below Django and its execute wrappers, so a query carrying
+    # several statements counts once as a query, each of its statements as
+    # a statement). Counting costs CPU, so pass 2 measures time without it.
+    import psycopg as driver
+
+    queries: Counter[str] = Counter()
+    statements: dict[str, list[str]] = defaultdict(list)
+    current = [""]
+
+    def set_op(op: str) -> None:
+        current[0] = op
+
+    original_execute = driver.ClientCursor.execute
+
+    def counted_execute(self: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        queries[current[0]] += 1
+        text = query if isinstance(query, str) else str(query)
+        statements[current[0]].extend(part.strip() for part in text.split(";\n"))
+        return original_execute(self, query, params, **kwargs)
+
+    # psycopg's own commands: the BEGIN it sends before the first statement
+    # of a transaction, COMMIT or ROLLBACK at its end (none when a query
+    # already ended the transaction), a round trip each.
+    commands: Counter[str] = Counter()
+    connection_class = driver.Connection
+    original_command = connection_class._exec_command
+
+    def counted_command(self: Any, command: Any, *args: Any, **kwargs: Any) -> Any:
+        commands[current[0]] += 1
+        return original_command(self, command, *args, **kwargs)
+
+    count_runs = max(1, min(args.in_process, 50))
+    driver.ClientCursor.execute = counted_execute  # type: ignore[method-assign]
+    connection_class._exec_command = counted_command  # type: ignore[method-assign]
+    try:
+        for _ in range(count_runs):
+            iteration(None, set_op)
+    finally:
+        driver.ClientCursor.execute = original_execute  # type: ignore[method-assign]
+        connection_class._exec_command = original_command  # type: ignore[method-assign]
+
+    # Pass 2: CPU per operation.
+    timed: dict[str, list[float]] = defaultdict(list)
+    # CPU time, not wall time: waits on PostgreSQL would drown the Python.
+    profiler = cProfile.Profile(time.process_time) if args.in_process_profile else None
+    pg_before = _backend_ticks(database)
+    cpu_before = time.process_time()
+    if profiler is not None:
+        profiler.enable()
+    for _ in range(args.in_process):
+        iteration(timed)
+    if profiler is not None:
+        profiler.disable()
+    cpu_total = time.process_time() - cpu_before
+    pg_ms = (_backend_ticks(database) - pg_before) * 1000 / CLOCK_TICKS
+
+    report: dict[str, Any] = {
+        "iterations": args.in_process,
+        "idempotency_keys": idem,
+        "python_cpu_ms_per_iteration": round(cpu_total * 1000 / args.in_process, 2),
+        "postgres_cpu_ms_per_iteration": round(pg_ms / args.in_process, 2),
+        "ops": {},
+    }
+    for op in IN_PROCESS_OPS:
+        values = sorted(timed[op])
+        report["ops"][op] = {
+            "label": IN_PROCESS_LABELS[op],
+            "statements": round(len(statements[op]) / count_runs, 2),
+            "queries": round(queries[op] / count_runs, 2),
+            "commands": round(commands[op] / count_runs, 2),
+            "round_trips": round((queries[op] + commands[op]) / count_runs, 2),
+            "cpu_ms_mean": round(sum(values) / len(values), 3),
+            "cpu_ms_p50": round(percentile(values, 0.5), 3),
+            "sample_sql": [
+                " ".join(s.split())[:150]
+                for s in statements[op][-len(statements[op]) // count_runs :]
+            ],
+        }
+    if profiler is not None:
+        profiler.dump_stats(args.in_process_profile)
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out)
+        stats.sort_stats("cumulative").print_stats(40)
+        stats.sort_stats("tottime").print_stats(30)
+        Path(args.in_process_profile + ".txt").write_text(out.getvalue())
+    print(json.dumps(report))
+    return 0
+
+
+def run_in_process(args: argparse.Namespace, paylab: PayLab) -> dict[str, Any]:
+    """A fresh bench database, processors at zero latency, then the child."""
+    secret = paylab.fresh_database()
+    paylab.flush_redis()
+    note = set_processor_latency(paylab, "0:0")
+    env = {**paylab.server_env(), "PAYLAB_BENCH_SECRET": secret}
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--in-process-child",
+        "--in-process",
+        str(args.in_process),
+        "--in-process-warmup",
+        str(args.in_process_warmup),
+        "--database",
+        paylab.database,
+    ]
+    if args.idempotency_keys:
+        command.append("--idempotency-keys")
+    if args.in_process_profile:
+        command += ["--in-process-profile", str(Path(args.in_process_profile).resolve())]
+    done = subprocess.run(  # noqa: S603 — our own interpreter and this script
+        command, cwd=paylab.source, env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"in-process run failed:\n{done.stdout}{done.stderr}")
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    report["notes"] = [note, f"code: {paylab.source_note}", paylab.durability()]
+    report["load_average"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    return report
+
+
+def print_in_process(report: dict[str, Any], show_sql: bool) -> None:
+    print(
+        f"in-process, {report['iterations']} iterations"
+        f" (idempotency keys: {report['idempotency_keys']}), load average {report['load_average']}"
+    )
+    header = (
+        f"{'operation':<50} {'stmts':>6} {'queries':>7} {'cmds':>5} {'trips':>6}"
+        f" {'CPU ms':>7} {'p50':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for op in report["ops"].values():
+        print(
+            f"{op['label']:<50} {op['statements']:>6} {op['queries']:>7} {op['commands']:>5}"
+            f" {op['round_trips']:>6} {op['cpu_ms_mean']:>7} {op['cpu_ms_p50']:>7}"
+        )
+        if show_sql:
+            for statement in op["sample_sql"]:
+                print(f"    {statement}")
+    print(
+        f"per iteration (all five): Python CPU {report['python_cpu_ms_per_iteration']} ms,"
+        f" PostgreSQL backends {report['postgres_cpu_ms_per_iteration']} ms"
+    )
+    for note in report["notes"]:
+        print(f"  {note}")
+    print(
+        "stmts: SQL statements (savepoints included); queries: what psycopg sent (one may"
+        " carry several statements); cmds: psycopg's BEGIN/COMMIT; trips = queries + cmds;"
+        " CPU: Python in this process, no counting active"
+    )
+
+
 # --- Output ------------------------------------------------------------------------
 
 
@@ -1159,6 +1441,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--keep-db", action="store_true", help="leave the bench database")
     parser.add_argument("--verify", action="store_true", help="run manage.py verify after each run")
+    parser.add_argument(
+        "--in-process",
+        type=int,
+        default=0,
+        metavar="N",
+        help="no server, no load: N iterations of the five write operations through the WSGI "
+        "app in one process; statements, round trips and CPU ms per operation",
+    )
+    parser.add_argument("--in-process-warmup", type=int, default=30, metavar="N")
+    parser.add_argument(
+        "--in-process-profile", default=None, metavar="PATH", help="cProfile the CPU pass here"
+    )
+    parser.add_argument("--show-sql", action="store_true", help="with --in-process")
+    parser.add_argument(
+        "--reuse-template",
+        action="store_true",
+        help="with --in-process --keep-db: skip the migrate when the template database exists "
+        "(only while no migration changed)",
+    )
+    parser.add_argument("--in-process-child", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -1276,7 +1578,11 @@ def run_localstripe(args: argparse.Namespace, scenario: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.in_process_child:
+        return in_process_child(args)
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    if args.in_process:
+        return main_in_process(args)
     servers = [s for s in (args.server or ["gunicorn"]) if s != "none"]
     scenarios = args.scenario or ["confirm"]
     reports: list[dict[str, Any]] = []
@@ -1313,6 +1619,31 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         for report in reports:
             print(json.dumps(report, separators=(",", ":")))
+    return 0
+
+
+def main_in_process(args: argparse.Namespace) -> int:
+    paylab = PayLab(
+        admin_url=args.pg_admin_url,
+        database=args.database,
+        redis_url=args.redis_url,
+        port=args.port,
+        rate_limit=args.rate_limit,
+        log_level=args.log_level,
+    )
+    paylab.source, paylab.source_note = source_tree(args.source)
+    try:
+        if not (args.reuse_template and paylab.template_exists()):
+            print("preparing the template database (migrate) …", file=sys.stderr)
+            paylab.prepare_template()
+        report = run_in_process(args, paylab)
+    finally:
+        if not args.keep_db:
+            paylab.drop()
+            paylab.flush_redis()
+    print_in_process(report, args.show_sql)
+    if args.json:
+        print(json.dumps(report, separators=(",", ":")))
     return 0
 
 
