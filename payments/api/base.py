@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpResponse
 from rest_framework.request import Request
@@ -23,6 +22,7 @@ from config.api import query_params
 from config.errors import InvalidRequestError
 from payments import context
 from payments.api.throttling import ApiKeyRateThrottle
+from payments.services import batch
 from payments.services.idempotency import run_idempotent
 
 Body = dict[str, Any]
@@ -125,7 +125,9 @@ class StripeApi(APIView):
             return status, render(status, body)
 
         if key is None:
-            with transaction.atomic():
+            # One transaction; its writes (and the services' savepoints)
+            # leave in one round trip at the end (payments.services.batch).
+            with batch.transaction():
                 result = execute()
             if result is None:
                 return self._pending_response()

@@ -15,12 +15,11 @@ import json
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from payments import presenters
 from payments.models import PendingAuthorization
-from payments.services import idempotency, intents
+from payments.services import batch, idempotency, intents
 from payments.services.intents import Outcome
 
 Body = dict[str, Any]
@@ -43,7 +42,7 @@ def render(body: Body) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-@transaction.atomic
+@batch.atomic
 def confirmation_complete(
     *, intent_id: str, now: datetime | None = None
 ) -> tuple[int, bytes] | None:

@@ -31,11 +31,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from config.errors import Conflict, IdempotencyError, InvalidRequestError
 from payments.models import IdempotencyKey
+from payments.services import batch
 
 KEY_LIFETIME = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
@@ -103,7 +104,7 @@ def run_idempotent(
         )
     now = now or timezone.now()
     digest = request_fingerprint(method, path, params)
-    with transaction.atomic():
+    with batch.transaction():
         claimed = _claim(merchant_id, key, method, path, digest, request_id, now)
         if not claimed:
             record = IdempotencyKey.objects.filter(merchant_id=merchant_id, key=key).first()
@@ -124,12 +125,20 @@ def run_idempotent(
 def idempotency_complete(
     *, merchant_id: int, key: str, status: int, body: bytes, now: datetime | None = None
 ) -> None:
-    """Save the response of a request (the caller's transaction)."""
-    IdempotencyKey.objects.filter(merchant_id=merchant_id, key=key).update(
-        status=IdempotencyKey.Status.COMPLETED,
-        response_status=status,
-        response_body=body,
-        completed_at=now or timezone.now(),
+    """Save the response of a request (the caller's transaction; queued
+    with its other writes inside `batch.batched()`)."""
+    table = IdempotencyKey._meta.db_table
+    batch.execute(
+        f"UPDATE {table} SET status = %s, response_status = %s, response_body = %s, "  # noqa: S608
+        "completed_at = %s WHERE merchant_id = %s AND key = %s",
+        [
+            IdempotencyKey.Status.COMPLETED.value,
+            status,
+            body,
+            now or timezone.now(),
+            merchant_id,
+            key,
+        ],
     )
 
 

@@ -36,6 +36,7 @@ from payments.models import (
 )
 from payments.models.intents import CaptureMethod
 from payments.models.ledger import LedgerTransaction
+from payments.services import batch
 from payments.services.customers import get_customer
 from payments.services.disputes import open_dispute_if_card_says
 from payments.services.metadata import merge_metadata
@@ -134,12 +135,12 @@ def _payment_method_for(
             now=now,
             param="payment_method_data[card]",
         )
-        pm.save(force_insert=True)
+        batch.insert([pm])
         return pm
     return None
 
 
-@transaction.atomic
+@batch.atomic
 def payment_intent_create(
     *,
     merchant: Merchant,
@@ -214,7 +215,7 @@ def payment_intent_create(
     return Outcome(intent)
 
 
-@transaction.atomic
+@batch.atomic
 def payment_intent_update(
     *,
     merchant: Merchant,
@@ -266,7 +267,7 @@ def payment_intent_update(
     )
 
 
-@transaction.atomic
+@batch.atomic
 def payment_intent_confirm(
     *,
     merchant: Merchant,
@@ -286,7 +287,7 @@ def payment_intent_confirm(
     with its recorded outcome (`PendingAuthorization`) for
     `payment_intent_confirm_complete`."""
     now = now or timezone.now()
-    intent = lock_intent(merchant_id=merchant.pk, intent_id=intent_id)
+    intent = lock_intent(merchant_id=merchant.pk, intent_id=intent_id, related=("payment_method",))
     # Only requires_payment_method / requires_confirmation may be confirmed:
     # exactly the statuses from which the table allows REQUIRE_ACTION.
     check(intent, Action.REQUIRE_ACTION)
@@ -396,7 +397,7 @@ def _begin_async_settlement(
         processor=outcome.processor,
         created=now,
     )
-    charge.save(force_insert=True)
+    batch.insert([charge])
     PendingAuthorization.objects.create(
         payment_intent=intent,
         merchant_id=intent.merchant_id,
@@ -424,7 +425,7 @@ def _begin_async_settlement(
     return intent
 
 
-@transaction.atomic
+@batch.atomic
 def payment_intent_confirm_complete(
     *, intent_id: str, now: datetime | None = None
 ) -> Outcome | None:
@@ -575,10 +576,10 @@ def _apply_authorization(
     )
     if existing is not None:
         # A UPI charge settling: the row exists, pending until now.
-        charge.save(force_update=True)
+        batch.update(charge)
     if not approved:
         if existing is None:
-            charge.save(force_insert=True)
+            batch.insert([charge])
         error = {
             "type": "card_error",
             "code": charge.failure_code,
@@ -618,7 +619,7 @@ def _apply_authorization(
     }
     if manual:
         if existing is None:
-            charge.save(force_insert=True)
+            batch.insert([charge])
         changes.update(
             amount_capturable=intent.amount,
             authorization_expires_at=now + processing.authorization_lifetime(outcome),
@@ -672,12 +673,12 @@ def _capture_charge(
     charge.captured = True
     charge.balance_transaction = txn
     if new:
-        charge.save(force_insert=True)
+        batch.insert([charge])
     else:
-        charge.save(update_fields=["amount_captured", "captured", "balance_transaction"])
+        batch.update(charge, ["amount_captured", "captured", "balance_transaction"])
 
 
-@transaction.atomic
+@batch.atomic
 def payment_intent_capture(
     *,
     merchant: Merchant,
@@ -692,7 +693,7 @@ def payment_intent_capture(
     ).intent
 
 
-@transaction.atomic
+@batch.atomic
 def payment_intent_capture_outcome(
     *,
     merchant: Merchant,
@@ -719,7 +720,12 @@ def payment_intent_capture_outcome(
             code="amount_too_large" if amount > 0 else "parameter_invalid",
             param="amount_to_capture",
         )
-    charge = Charge.objects.select_for_update().get(pk=intent.latest_charge_id)
+    # The payment method comes along for the dispute check after capture.
+    charge = (
+        Charge.objects.select_for_update(of=("self",))
+        .select_related("payment_method")
+        .get(pk=intent.latest_charge_id)
+    )
     delay = (directives.latency_ms or 0) if directives is not None else 0
     if directives is not None and (directives.decline or directives.processor_error):
         return replace(_fail_capture(intent, charge, directives, now=now), delay_ms=delay)
@@ -776,7 +782,7 @@ def _fail_capture(
     )
 
 
-@transaction.atomic
+@batch.atomic
 def payment_intent_cancel(
     *,
     merchant: Merchant | None,
@@ -845,7 +851,7 @@ class ChallengeResult:
     return_url: str
 
 
-@transaction.atomic
+@batch.atomic
 def three_ds_challenge_complete(
     *, token: str, succeeded: bool, now: datetime | None = None
 ) -> ChallengeResult:

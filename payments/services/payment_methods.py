@@ -21,6 +21,7 @@ from config.errors import CardError, InvalidRequestError
 from payments import cards, ids, presenters
 from payments.errors import missing
 from payments.models import PaymentMethod
+from payments.services import batch
 from payments.services.customers import get_customer
 from payments.services.metadata import merge_metadata
 from payments.services.records import append_event
@@ -121,7 +122,7 @@ def get_payment_method(
     """A payment method by id (own merchant only) or a `pm_card_*` token (saved)."""
     if reference in cards.PM_CARDS:
         pm = build_from_token(merchant=merchant, token=reference, now=now, param=param)
-        pm.save(force_insert=True)
+        batch.insert([pm])
         return pm
     found = PaymentMethod.objects.filter(pk=reference, merchant=merchant).first()
     if found is None:

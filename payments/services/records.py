@@ -15,7 +15,7 @@ from typing import Any
 from payments import context, ids
 from payments.models import Event, LedgerEntry, LedgerTransaction, OutboxMessage, PaymentIntent
 from payments.models.ledger import Account, Side
-from payments.services import outbox
+from payments.services import batch, outbox
 
 
 class LedgerImbalance(Exception):
@@ -67,11 +67,12 @@ def append_events(
                 created=now,
             )
         )
-    # bulk_create only inserts: the log stays append-only (Event.save and the
-    # queryset refuse updates and deletes).
-    Event.objects.bulk_create(rows)
-    OutboxMessage.objects.bulk_create(
-        OutboxMessage(event=event, merchant_id=merchant_id, created=now) for event in rows
+    # Only inserts: the log stays append-only (Event.save and the queryset
+    # refuse updates and deletes). Queued with the rest of the transaction's
+    # writes inside `batch.batched()`.
+    batch.insert(rows)
+    batch.insert(
+        [OutboxMessage(event=event, merchant_id=merchant_id, created=now) for event in rows]
     )
     outbox.nudge_on_commit()
     return rows
@@ -128,7 +129,7 @@ def post_ledger(
         for e in entries
         if e.account == Account.FEE_REVENUE
     )
-    txn = LedgerTransaction.objects.create(
+    txn = LedgerTransaction(
         id=ids.new_id("txn", now),
         merchant_id=merchant_id,
         type=type,
@@ -141,16 +142,19 @@ def post_ledger(
         description=description,
         created=now,
     )
-    LedgerEntry.objects.bulk_create(
-        LedgerEntry(
-            transaction=txn,
-            merchant_id=merchant_id,
-            account=e.account,
-            side=e.side,
-            amount=e.amount,
-            currency=currency,
-        )
-        for e in entries
+    batch.insert([txn])
+    batch.insert(
+        [
+            LedgerEntry(
+                transaction=txn,
+                merchant_id=merchant_id,
+                account=e.account,
+                side=e.side,
+                amount=e.amount,
+                currency=currency,
+            )
+            for e in entries
+        ]
     )
     return txn
 

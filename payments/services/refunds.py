@@ -22,6 +22,7 @@ from payments import ids, money, processing
 from payments.errors import missing
 from payments.models import Charge, Refund
 from payments.models.ledger import LedgerTransaction
+from payments.services import batch
 from payments.services.metadata import merge_metadata
 from payments.services.records import post_ledger, refund_entries, refund_failure_entries
 from payments.services.transition import check, lock_intent, transition
@@ -50,7 +51,7 @@ def _intent_id_for(merchant: Merchant, *, payment_intent: str | None, charge: st
     )
 
 
-@transaction.atomic
+@batch.atomic
 def refund_create(
     *,
     merchant: Merchant,
@@ -77,7 +78,12 @@ def refund_create(
     intent_id = _intent_id_for(merchant, payment_intent=payment_intent, charge=charge)
     intent = lock_intent(merchant_id=merchant.pk, intent_id=intent_id)
     check(intent, Action.REFUND)
-    captured = Charge.objects.select_for_update().get(pk=intent.latest_charge_id)
+    # The payment method comes along: its test behaviour decides the settlement.
+    captured = (
+        Charge.objects.select_for_update(of=("self",))
+        .select_related("payment_method")
+        .get(pk=intent.latest_charge_id)
+    )
     if charge and captured.id != charge:
         raise InvalidRequestError(
             f"Charge {charge} was not captured and cannot be refunded.", param="charge"
@@ -136,9 +142,9 @@ def refund_create(
         description=f"Refund for {captured.id}",
         now=now,
     )
-    refund.save(force_insert=True)
+    batch.insert([refund])
     captured.amount_refunded += amount
-    captured.save(update_fields=["amount_refunded"])
+    batch.update(captured, ["amount_refunded"])
     transition(
         intent,
         Action.REFUND,
@@ -164,7 +170,7 @@ def refund_settle(*, refund_id: str, now: datetime | None = None) -> Refund | No
     """Settle a pending refund: the refund-fails card fails it, putting the
     money back. Idempotent: a settled refund is left alone."""
     now = now or timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(), batch.batched():
         intent_id = (
             Refund.objects.filter(pk=refund_id).values_list("payment_intent_id", flat=True).first()
         )

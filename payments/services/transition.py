@@ -18,6 +18,7 @@ from typing import Any
 from payments import presenters
 from payments.errors import missing, unexpected_state
 from payments.models import PaymentIntent
+from payments.services import batch
 from payments.services.records import NewEvent, append_events
 from payments.state_machine import Action, IllegalTransition, next_status
 
@@ -35,14 +36,20 @@ PROJECTED_AMOUNTS = (
 Emit = tuple[str, Any]
 
 
-def lock_intent(*, merchant_id: int | None, intent_id: str) -> PaymentIntent:
+def lock_intent(
+    *, merchant_id: int | None, intent_id: str, related: tuple[str, ...] = ()
+) -> PaymentIntent:
     """The payment row, locked until the end of the transaction.
 
     Concurrent captures, refunds and confirmations of one payment queue here
     (PostgreSQL row lock; SQLite serialises writers at BEGIN IMMEDIATE).
     Another merchant's payment is "no such payment" — a 404, never a 403.
+    `related` rows the caller will read come in the same query, unlocked
+    (`FOR UPDATE OF` the payment only).
     """
-    query = PaymentIntent.objects.select_for_update().filter(pk=intent_id)
+    query = PaymentIntent.objects.select_for_update(of=("self",)).filter(pk=intent_id)
+    if related:
+        query = query.select_related(*related)
     if merchant_id is not None:
         query = query.filter(merchant_id=merchant_id)
     intent = query.first()
@@ -103,7 +110,7 @@ def transition(
         if getattr(intent, name) != before[name]
     }
     _append(intent, emits, now=now, from_status=old_status, delta=delta)
-    intent.save()
+    batch.update(intent)
     return intent
 
 
@@ -116,7 +123,7 @@ def record_creation(intent: PaymentIntent, *, now: datetime, emits: Sequence[Emi
     from the events are checked at commit (Django's are deferrable)."""
     delta = {name: getattr(intent, name) for name in PROJECTED_AMOUNTS if getattr(intent, name)}
     _append(intent, emits, now=now, from_status="", delta=delta)
-    intent.save(force_insert=True)
+    batch.insert([intent])
 
 
 def record_without_transition(
@@ -127,7 +134,7 @@ def record_without_transition(
     intent.version += 1
     intent.updated = now
     _append(intent, emits, now=now, from_status=intent.status, delta={})
-    intent.save()
+    batch.update(intent)
     return intent
 
 

@@ -1,0 +1,265 @@
+"""Writes whose results nobody reads in the transaction, sent together.
+
+A confirmed payment is six to eleven rows (payment method, payment, charge,
+events, outbox rows, ledger lines) plus the savepoints of nested atomic
+blocks; sent one by one they cost a round trip each, and on a 2-core box
+each round trip is a context switch to PostgreSQL and back. Inside
+`batched()` the write path queues them (`insert`, `update`, and Django's
+own SAVEPOINT / RELEASE statements) and they travel in one multi-statement
+query (psycopg's client-side binding uses the simple query protocol, which
+allows several statements):
+
+- before any other statement that runs on the connection — a read, a lock,
+  a `ROLLBACK TO SAVEPOINT`, an ORM write — in the same query as it, so
+  everything still executes in program order and every read sees the
+  writes before it;
+- when the outermost `batched()` block ends, inside the transaction (the
+  block must sit inside `transaction.atomic`), so the writes commit or roll
+  back with everything else, exactly as if each had run at once;
+  `transaction()` — an outermost atomic block with its writes batched —
+  sends its COMMIT in that same query (psycopg then finds the connection
+  idle and sends none of its own).
+
+Nothing is reordered and nothing is skipped: an exception leaving the block
+still flushes (a caller may catch it and commit), unless the transaction is
+already marked for rollback. A constraint violation in a queued statement
+surfaces at the flush, still inside the transaction.
+
+On SQLite (embedded mode; its driver runs one statement per call) and
+outside `batched()`, `insert` and `update` execute at once.
+
+The SQL is built from the model's fields once per model and column set:
+Django's compiler costs more Python than the round trip it would send.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db import connection, models
+from django.db import transaction as django_transaction
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Statements queued without their result being needed (Django runs them
+# with no parameters; they return nothing).
+_QUEUEABLE = ("SAVEPOINT ", "RELEASE SAVEPOINT ")
+
+
+class _Queue:
+    __slots__ = ("commit", "depth", "params", "sql")
+
+    def __init__(self) -> None:
+        self.sql: list[str] = []
+        self.params: list[Any] = []
+        self.depth = 0
+        self.commit = False
+
+    def add(self, sql: str, params: Sequence[Any] | None) -> None:
+        if params is None:
+            # Joined with statements that have parameters: a literal % must
+            # not read as a placeholder.
+            self.sql.append(sql.replace("%", "%%"))
+        else:
+            self.sql.append(sql)
+            self.params.extend(params)
+
+    def take(self) -> tuple[list[str], list[Any]]:
+        sql, params = self.sql, self.params
+        self.sql, self.params = [], []
+        return sql, params
+
+
+def _queue() -> _Queue | None:
+    queue: _Queue | None = getattr(connection, "_paylab_batch", None)
+    return queue
+
+
+def _coalesce(
+    execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]
+) -> Any:
+    """Execute wrapper active inside `batched()`: queue savepoints, send
+    the queue in front of any other statement."""
+    queue = _queue()
+    if queue is None:
+        return execute(sql, params, many, context)
+    if not many and params is None and sql.startswith(_QUEUEABLE):
+        queue.add(sql, None)
+        return None
+    if not queue.sql:
+        return execute(sql, params, many, context)
+    if many or isinstance(params, dict):
+        _flush(queue)
+        return execute(sql, params, many, context)
+    queue.add(sql, params)
+    statements, values = queue.take()
+    result = execute(";\n".join(statements), values, False, context)
+    # The caller reads the result of its own statement: the last one.
+    cursor = context["cursor"].cursor
+    while cursor.nextset():
+        pass
+    return result
+
+
+def _flush(queue: _Queue) -> None:
+    if not queue.sql:
+        return
+    statements, values = queue.take()
+    # Through Django's cursor (its wrappers and query log see it); ours
+    # passes it through, the queue being empty now. The parameters stay a
+    # list even when empty: a `%%` queued above must still read as `%`.
+    with connection.cursor() as cursor:
+        cursor.execute(";\n".join(statements), values)
+
+
+def flush() -> None:
+    """Send what is queued now (a caller about to read by other means)."""
+    queue = _queue()
+    if queue is not None:
+        _flush(queue)
+
+
+@contextmanager
+def batched(*, _commit: bool = False) -> Iterator[None]:
+    """Queue the write path's statements until they are needed (see the
+    module docstring). Re-entrant: only the outermost block flushes."""
+    if not settings.DATABASE_IS_POSTGRES:
+        yield
+        return
+    queue = _queue()
+    if queue is not None:
+        queue.depth += 1
+        try:
+            yield
+        finally:
+            queue.depth -= 1
+        return
+    if not connection.in_atomic_block:
+        raise RuntimeError("batched() must run inside transaction.atomic")
+    queue = _Queue()
+    connection._paylab_batch = queue  # type: ignore[attr-defined]
+    try:
+        with connection.execute_wrapper(_coalesce):
+            try:
+                yield
+            except BaseException:
+                if not connection.needs_rollback:
+                    _flush(queue)
+                raise
+            if _commit and queue.sql and not connection.needs_rollback:
+                # The block ends its transaction (see `transaction`): nothing
+                # runs between here and the atomic block's commit.
+                queue.add("COMMIT", None)
+            _flush(queue)
+    finally:
+        connection._paylab_batch = None  # type: ignore[attr-defined]
+
+
+@contextmanager
+def transaction() -> Iterator[None]:
+    """`transaction.atomic()` with its writes batched; when it is the
+    outermost block, the COMMIT travels with the last writes (one round
+    trip fewer). Nested in another atomic block (a test's, a caller's), it
+    is `atomic()` + `batched()`."""
+    outermost = not connection.in_atomic_block
+    with django_transaction.atomic(), batched(_commit=outermost):
+        yield
+
+
+def atomic(func: F) -> F:
+    """`transaction.atomic` with the write path's statements batched."""
+
+    @functools.wraps(func)
+    def inner(*args: Any, **kwargs: Any) -> Any:
+        with django_transaction.atomic(), batched():
+            return func(*args, **kwargs)
+
+    return inner  # type: ignore[return-value]
+
+
+# --- SQL for model rows ------------------------------------------------------------
+
+
+@functools.cache
+def _columns(
+    model: type[models.Model], names: tuple[str, ...] | None
+) -> tuple[str, tuple[models.Field[Any, Any], ...]]:
+    """(quoted table, the fields to write): every concrete field but an
+    automatic primary key, or the named ones."""
+    meta = model._meta
+    if names is None:
+        fields = tuple(
+            f
+            for f in meta.concrete_fields
+            if not (f.primary_key and isinstance(f, models.AutoField | models.BigAutoField))
+            and not getattr(f, "generated", False)
+        )
+    else:
+        fields = tuple(meta.get_field(name) for name in names)  # type: ignore[misc]
+    return connection.ops.quote_name(meta.db_table), fields
+
+
+@functools.cache
+def _insert_sql(model: type[models.Model], rows: int) -> str:
+    table, fields = _columns(model, None)
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(f.column)) for f in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    return f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([row] * rows)  # noqa: S608
+
+
+@functools.cache
+def _update_sql(model: type[models.Model], names: tuple[str, ...] | None) -> str:
+    table, fields = _columns(model, names)
+    quote = connection.ops.quote_name
+    pk = model._meta.pk
+    assert pk is not None
+    assignments = ", ".join(f"{quote(str(f.column))} = %s" for f in fields if not f.primary_key)
+    return f"UPDATE {table} SET {assignments} WHERE {quote(str(pk.column))} = %s"  # noqa: S608
+
+
+def _values(obj: models.Model, fields: Iterable[models.Field[Any, Any]], add: bool) -> list[Any]:
+    return [f.get_db_prep_save(f.pre_save(obj, add), connection) for f in fields]
+
+
+def execute(sql: str, params: list[Any]) -> None:
+    """A statement whose result (not even its row count) nobody reads:
+    queued inside `batched()`, run at once elsewhere."""
+    queue = _queue()
+    if queue is not None:
+        queue.add(sql, params)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def insert(objs: Sequence[models.Model]) -> None:
+    """INSERT new rows of one model (their primary keys, unless automatic,
+    set by the caller), in one statement. Like `save(force_insert=True)`
+    without signals, which the payments models do not use; an automatic
+    primary key stays unset (nothing on the write path reads it)."""
+    if not objs:
+        return
+    model = type(objs[0])
+    _, fields = _columns(model, None)
+    params: list[Any] = []
+    for obj in objs:
+        params.extend(_values(obj, fields, True))
+        obj._state.adding = False
+        obj._state.db = "default"
+    execute(_insert_sql(model, len(objs)), params)
+
+
+def update(obj: models.Model, fields: Sequence[str] | None = None) -> None:
+    """UPDATE a row known to exist (locked by the caller): every field, or
+    the named ones. Like `save(update_fields=…)` without signals."""
+    model = type(obj)
+    names = tuple(fields) if fields is not None else None
+    _, columns = _columns(model, names)
+    params = _values(obj, (f for f in columns if not f.primary_key), False)
+    params.append(obj.pk)
+    execute(_update_sql(model, names), params)
