@@ -26,7 +26,10 @@ class CaptureMethod(models.TextChoices):
 
 class PaymentIntent(models.Model):
     id = models.CharField(primary_key=True, max_length=40)
-    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="payment_intents")
+    # Indexed by `pi_merchant_id` and the other (merchant, …) indexes below.
+    merchant = models.ForeignKey(
+        Merchant, on_delete=models.PROTECT, related_name="payment_intents", db_index=False
+    )
     amount = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=32, choices=Status.choices)
