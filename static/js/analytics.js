@@ -50,7 +50,8 @@
   function listen() {
     if (!document.querySelector("[data-live-kpis]") || !window.WebSocket) return;
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    var socket = new WebSocket(scheme + location.host + "/ws/events/");
+    // Batch frames: one message per relay batch (only the arrival matters here).
+    var socket = new WebSocket(scheme + location.host + "/ws/events/?batch=1");
     socket.onmessage = function () {
       if (!timer) timer = setTimeout(refreshKpis, 1000);
     };

@@ -1,7 +1,11 @@
 // Live pages: the event feed (/ws/events/) and a payment's timeline
-// (/ws/payments/<id>/). Each message is {"type": "event", "position", "event"}
-// with a Stripe event; rows carry data-event-id so nothing shows twice (the
-// page's own first paint, an htmx redraw, a replay after reconnecting).
+// (/ws/payments/<id>/). The pages ask for batch frames (?batch=1): a message
+// is one {"type": "event", "position", "event"} with a Stripe event, or
+// {"type": "batch", "frames": [event frame, ...]} holding one relay batch in
+// order (one websocket message per batch costs the server far less than one
+// per event; docs/events.md). Rows carry data-event-id so nothing shows
+// twice (the page's own first paint, an htmx redraw, a replay after
+// reconnecting).
 (function () {
   "use strict";
 
@@ -63,14 +67,18 @@
     function open(cursor) {
       var url = new URL(path, location.href);
       url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+      url.searchParams.set("batch", "1");
       if (cursor) url.searchParams.set("last_event_id", cursor);
       socket = new WebSocket(url);
       socket.onopen = function () { delay = 500; onState("live"); };
       socket.onmessage = function (message) {
         var data = JSON.parse(message.data);
-        if (data.type !== "event") return;
-        lastEventId = data.event.id;
-        onEvent(data.event);
+        var frames = data.type === "batch" ? data.frames : [data];
+        frames.forEach(function (frame) {
+          if (frame.type !== "event") return;
+          lastEventId = frame.event.id;
+          onEvent(frame.event);
+        });
       };
       socket.onclose = function (event) {
         if (closed) return;
