@@ -38,17 +38,19 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
-from django.db.models import Max
+from django.db.models import Max, TextField
+from django.db.models.functions import Cast
 
 from accounts import roles
 from payments.models import OutboxMessage, PaymentIntent
 from payments.relay import ensure_embedded_relay
 from payments.services.outbox import (
     ALL_GROUP,
+    EVENT_COLUMNS,
     PUSH_TYPE,
+    event_items,
     merchant_group,
     payment_group,
-    push_item,
     reading_published,
 )
 
@@ -57,6 +59,14 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_BAD_CURSOR = 4409
 REPLAY_CHUNK = 500
+
+
+# A pushed message's batch frame, once joined (see `_FeedConsumer._send`).
+_BATCH_TEXT = "_paylab_batch_text"
+
+
+def _batch_frame(items: list[dict[str, Any]]) -> str:
+    return '{"type":"batch","frames":[' + ",".join(item["frame"] for item in items) + "]}"
 
 
 class _FeedConsumer(AsyncJsonWebsocketConsumer):
@@ -136,14 +146,23 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
 
     @database_sync_to_async
     def _published_after(self, position: int) -> list[dict[str, Any]]:
+        # The relay's columns, the snapshot as the database's JSON text: a
+        # replayed frame is byte for byte the one pushed live.
         with reading_published():
             rows = list(
                 OutboxMessage.objects.filter(position__gt=position)
                 .filter(**self.scope_filter)
-                .select_related("event")
-                .order_by("position")[:REPLAY_CHUNK]
+                .annotate(snapshot=Cast("event__data", TextField()))
+                .order_by("position")
+                .values_list(
+                    "position",
+                    *(
+                        "snapshot" if column == "data" else f"event__{column}"
+                        for column in EVENT_COLUMNS
+                    ),
+                )[:REPLAY_CHUNK]
             )
-        return [push_item(row.event, row.position or 0) for row in rows]
+        return event_items(rows)
 
     def _fresh(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The items (in position order) this client lacks, remembered as sent.
@@ -184,23 +203,36 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
             self.recent_ids = {event_id for _, event_id in kept}
         return fresh
 
-    async def _send(self, items: list[dict[str, Any]]) -> None:
+    async def _send(
+        self, items: list[dict[str, Any]], message: dict[str, Any] | None = None
+    ) -> None:
         """Send what the client lacks: a frame per event, or with `?batch=1`
         one `{"type": "batch", "frames": [...]}` frame for several (each
-        websocket message costs daphne far more than its bytes do)."""
-        frames = [item["frame"] for item in self._fresh(items)]
-        if self.batch and len(frames) > 1:
-            await self.send(text_data='{"type":"batch","frames":[' + ",".join(frames) + "]}")
+        websocket message costs daphne far more than its bytes do).
+
+        `message`, the pushed channel-layer message: the layer hands the one
+        object to every consumer of this process in the group, so the batch
+        frame of a client that lacks every item — the usual case — is
+        joined once per process, kept on it, and sent by all as is."""
+        fresh = self._fresh(items)
+        if self.batch and len(fresh) > 1:
+            if message is not None and fresh is items:
+                text = message.get(_BATCH_TEXT)
+                if text is None:
+                    text = message[_BATCH_TEXT] = _batch_frame(items)
+            else:
+                text = _batch_frame(fresh)
+            await self.send(text_data=text)
             return
-        for frame in frames:
-            await self.send(text_data=frame)
+        for item in fresh:
+            await self.send(text_data=item["frame"])
 
     async def events_push(self, message: dict[str, Any]) -> None:
         prev = message.get("prev")
         if prev is not None and prev > self.top:
             # A message to this group was dropped (see `outbox._last_pushed`).
             await self._catch_up()
-        await self._send(message["items"])
+        await self._send(message["items"], message)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels closes stale database connections before every handler,

@@ -21,17 +21,27 @@ from payments.services import outbox
 log = logging.getLogger(__name__)
 
 
-def _publish_round(relay: str) -> int:
-    """Publish until the outbox is empty (one batch at a time)."""
+def _publish_round(relay: str, *, keep_connection: bool = False) -> int:
+    """Publish until the outbox is empty (one batch at a time).
+
+    The connection goes back (to the pool) after the round, unless
+    `keep_connection`: `manage.py relay`'s one thread keeps it between
+    rounds (a round per nudge, up to hundreds a second under load: handing
+    the connection back and taking it again each time is a cost with no
+    use), and hands it back only after a failure (a broken connection is
+    then replaced)."""
     total = 0
+    failed = True
     try:
         while True:
             published = outbox.outbox_publish(relay=relay).count
             total += published
             if published < settings.PAYLAB_RELAY_BATCH:
+                failed = False
                 return total
     finally:
-        close_old_connections()
+        if failed or not keep_connection:
+            close_old_connections()
 
 
 # --- Full mode: `manage.py relay` ---------------------------------------------------
@@ -52,7 +62,7 @@ def run_forever(*, poll_seconds: float = 1.0, stop: threading.Event | None = Non
                 log.warning("relay: Redis unreachable; polling every %.1fs", poll_seconds)
                 pubsub = None
         try:
-            _publish_round(relay)
+            _publish_round(relay, keep_connection=True)
         except Exception:
             # The database or the channel layer is down: nothing was marked,
             # the rows wait; try again after the poll interval.

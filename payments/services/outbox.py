@@ -61,20 +61,19 @@ import os
 import socket
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max, Min
+from django.db.models import Min
 from django.utils import timezone
 
-from payments import presenters
 from payments.models import Event, OutboxMessage, WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger(__name__)
@@ -99,21 +98,90 @@ def relay_name(kind: str) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{kind}"[:64]
 
 
-def push_item(event: Event, position: int) -> dict[str, Any]:
+# The Stripe event object (payments.presenters.event) around a snapshot that
+# is already JSON text: the relay reads the snapshot as the database's text
+# and splices it in, so an event is JSON-encoded once, in the relay, with no
+# decoding of its snapshot (docs/benchmarks.md, "Events").
+_FRAME = (
+    '{{"type":"event","position":{position},"event":{{"id":{id},"object":"event",'
+    '"api_version":"2024-06-20","created":{created},"data":{{"object":{data}}},'
+    '"livemode":false,"pending_webhooks":0,'
+    '"request":{{"id":{request_id},"idempotency_key":{idempotency_key}}},"type":{type}}}}}'
+)
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+# What `_item` takes, in this order: the columns the relay and the replay read.
+EVENT_COLUMNS = (
+    "id",
+    "merchant_id",
+    "payment_intent_id",
+    "type",
+    "data",
+    "request_id",
+    "idempotency_key",
+    "created",
+)
+
+
+def _item(
+    position: int,
+    event_id: str,
+    merchant_id: int,
+    payment_intent: str | None,
+    type_: str,
+    data: str,
+    request_id: str,
+    idempotency_key: str,
+    created: datetime,
+) -> dict[str, Any]:
     """One event as consumers receive it: the websocket frame, encoded once
     here for every client (no query and no JSON encoding per message in the
-    consumers), and what they filter on."""
-    frame = json.dumps(
-        {"type": "event", "position": position, "event": presenters.event(event)},
-        separators=(",", ":"),
+    consumers), and what they filter on. `data` is the snapshot as JSON text."""
+    frame = _FRAME.format(
+        position=position,
+        id=_dumps(event_id),
+        created=_unix(created),
+        data=data,
+        request_id=_dumps(request_id or None),
+        idempotency_key=_dumps(idempotency_key or None),
+        type=_dumps(type_),
     )
     return {
         "position": position,
-        "event_id": event.pk,
-        "merchant_id": event.merchant_id,
-        "payment_intent": event.payment_intent_id,
+        "event_id": event_id,
+        "merchant_id": merchant_id,
+        "payment_intent": payment_intent,
         "frame": frame,
     }
+
+
+def _unix(moment: datetime | str) -> int:
+    # A raw SQLite cursor may give the text, naive (UTC: USE_TZ).
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+def push_item(event: Event, position: int) -> dict[str, Any]:
+    """`_item` from an Event instance."""
+    return _item(
+        position,
+        event.pk,
+        event.merchant_id,
+        event.payment_intent_id,
+        event.type,
+        _dumps(event.data),
+        event.request_id,
+        event.idempotency_key,
+        event.created,
+    )
+
+
+def event_items(rows: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """`_item` for rows of (position, *EVENT_COLUMNS), the snapshot as text."""
+    return [_item(*row) for row in rows]
 
 
 # --- Publishing ----------------------------------------------------------------
@@ -157,43 +225,101 @@ def reading_published() -> Iterator[None]:
             yield
 
 
-def _pick(limit: int, cutoff: datetime | None) -> list[int]:
-    table = OutboxMessage._meta.db_table
-    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+def _claim(limit: int, cutoff: datetime | None, now: datetime, relay: str) -> list[tuple[Any, ...]]:
+    """Pick, number and mark up to `limit` unpublished rows, oldest id first,
+    and read their events: rows of (position, *EVENT_COLUMNS), the snapshot
+    as JSON text, in position order. The caller holds the relays' lock.
+
+    PostgreSQL: one statement (one round trip, whatever the batch size).
+    SQLite (embedded mode, writers serialised): pick, mark, read."""
+    outbox_table = OutboxMessage._meta.db_table
+    event_table = Event._meta.db_table
+    columns = ", ".join(f"e.{c}" for c in EVENT_COLUMNS)
     young = "" if cutoff is None else " AND created <= %s"
-    params: list[Any] = [] if cutoff is None else [cutoff]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"""
+                WITH picked AS (
+                    SELECT id FROM {outbox_table}
+                    WHERE published_at IS NULL{young}
+                    ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+                ), numbered AS (
+                    SELECT id, row_number() OVER (ORDER BY id)
+                        + (SELECT coalesce(max(position), 0) FROM {outbox_table}) AS position
+                    FROM picked
+                ), marked AS (
+                    UPDATE {outbox_table} o
+                    SET position = n.position, published_at = %s, claimed_by = %s,
+                        claimed_until = %s, attempts = o.attempts + 1
+                    FROM numbered n
+                    WHERE o.id = n.id AND o.published_at IS NULL
+                    RETURNING o.position, o.event_id
+                )
+                SELECT m.position, {columns}
+                FROM marked m JOIN {event_table} e ON e.id = m.event_id
+                ORDER BY m.position
+                """,  # noqa: S608 (table and column names from the models)
+                [*([] if cutoff is None else [cutoff]), limit, now, relay, now],
+            )
+            return cursor.fetchall()
+        cursor.execute(
+            f"SELECT id FROM {outbox_table} WHERE published_at IS NULL{young} "  # noqa: S608
+            "ORDER BY id LIMIT %s",
+            [*([] if cutoff is None else [cutoff]), limit],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        if not ids:
+            return []
+        cursor.execute(f"SELECT coalesce(max(position), 0) FROM {outbox_table}")  # noqa: S608
+        base = cursor.fetchone()[0]
+        cursor.executemany(
+            f"UPDATE {outbox_table} SET position = %s, published_at = %s, claimed_by = %s, "  # noqa: S608
+            "claimed_until = %s, attempts = attempts + 1 "
+            "WHERE id = %s AND published_at IS NULL",
+            [(base + i + 1, now, relay, now, pk) for i, pk in enumerate(ids)],
+        )
+        marks = ", ".join(["%s"] * len(ids))
+        cursor.execute(
+            f"SELECT o.position, {columns} FROM {outbox_table} o "  # noqa: S608
+            f"JOIN {event_table} e ON e.id = o.event_id "
+            f"WHERE o.id IN ({marks}) AND o.position > %s ORDER BY o.position",
+            [*ids, base],
+        )
+        return cursor.fetchall()
+
+
+def _owe_webhooks(events: list[tuple[str, int, str]], now: datetime) -> list[int]:
+    """Create the deliveries these events — (id, merchant id, type) — owe;
+    ids of those not yet tried."""
+    merchants = sorted({merchant_id for _, merchant_id, _ in events})
+    # Plain SQL, no model instances: it runs for every batch, and most
+    # batches owe nothing (docs/benchmarks.md, "Events").
+    marks = ", ".join(["%s"] * len(merchants))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id FROM {table} WHERE published_at IS NULL{young} "  # noqa: S608
-            f"ORDER BY id LIMIT %s{lock}",
-            [*params, limit],
+            f"SELECT id, merchant_id, enabled_events FROM {WebhookEndpoint._meta.db_table} "  # noqa: S608
+            f"WHERE merchant_id IN ({marks}) AND status = %s AND deleted_at IS NULL",
+            [*merchants, WebhookEndpoint.Status.ENABLED],
         )
-        return [row[0] for row in cursor.fetchall()]
-
-
-def _owe_webhooks(events: list[Event], now: datetime) -> list[int]:
-    """Create the deliveries these events owe; ids of those not yet tried."""
-    merchants = {e.merchant_id for e in events}
-    endpoints: dict[int, list[WebhookEndpoint]] = defaultdict(list)
-    for endpoint in WebhookEndpoint.objects.filter(
-        merchant_id__in=merchants,
-        status=WebhookEndpoint.Status.ENABLED,
-        deleted_at__isnull=True,
-    ):
-        endpoints[endpoint.merchant_id].append(endpoint)
+        found = cursor.fetchall()
+    endpoints: dict[int, list[tuple[str, list[str]]]] = defaultdict(list)
+    for endpoint_id, merchant_id, enabled_events in found:
+        endpoints[merchant_id].append((endpoint_id, json.loads(enabled_events)))
     if not endpoints:
         return []
     owed = [
         WebhookDelivery(
-            endpoint=endpoint,
-            event=event,
-            merchant_id=event.merchant_id,
+            endpoint_id=endpoint_id,
+            event_id=event_id,
+            merchant_id=merchant_id,
             next_attempt_at=now,
             created=now,
         )
-        for event in events
-        for endpoint in endpoints.get(event.merchant_id, ())
-        if endpoint.subscribes_to(event.type)
+        for event_id, merchant_id, type_ in events
+        for endpoint_id, enabled_events in endpoints.get(merchant_id, ())
+        # WebhookEndpoint.subscribes_to
+        if "*" in enabled_events or type_ in enabled_events
     ]
     if not owed:
         return []
@@ -202,7 +328,7 @@ def _owe_webhooks(events: list[Event], now: datetime) -> list[int]:
     WebhookDelivery.objects.bulk_create(owed, ignore_conflicts=True)
     return list(
         WebhookDelivery.objects.filter(
-            event_id__in=[e.pk for e in events],
+            event_id__in=[event_id for event_id, _, _ in events],
             status=WebhookDelivery.Status.PENDING,
             attempts=0,
         ).values_list("pk", flat=True)
@@ -231,10 +357,16 @@ def _push(items: list[dict[str, Any]]) -> None:
             for group, batch in batches.items()
         }
 
+    async def send(group: str, message: dict[str, Any]) -> None:
+        await layer.group_send(group, message)
+        _remember_pushed(group, batches[group][-1]["position"])
+
     async def send_all() -> None:
-        for group, message in messages.items():
-            await layer.group_send(group, message)
-            _remember_pushed(group, batches[group][-1]["position"])
+        # Groups are independent (each consumer is in one), so their sends
+        # overlap: a batch of 50 payments is ~52 groups, most of them payment
+        # groups nobody watches, each two Redis round trips; in sequence
+        # those round trips were most of a batch's push time.
+        await asyncio.gather(*(send(group, message) for group, message in messages.items()))
 
     if isinstance(layer, InMemoryChannelLayer):
         # Its queues belong to the loop of the process's pages (daphne's):
@@ -315,32 +447,30 @@ def outbox_publish(
     # (Clock-stamped services may stamp rows in the future: no age filter
     # unless asked for one.)
     cutoff = now - timedelta(seconds=older_than) if older_than else None
-    pending = OutboxMessage.objects.filter(published_at__isnull=True)
-    if not (pending if cutoff is None else pending.filter(created__lte=cutoff)).exists():
+    if not _any_pending(cutoff):
         return Published(0, [])
     with _publishing, transaction.atomic():
         _take_lock()
-        ids = _pick(limit, cutoff)
-        if not ids:
+        rows = _claim(limit, cutoff, now, relay)
+        if not rows:
             return Published(0, [])
-        rows = list(OutboxMessage.objects.filter(pk__in=ids).select_related("event").order_by("pk"))
-        base = OutboxMessage.objects.aggregate(top=Max("position"))["top"] or 0
-        table = OutboxMessage._meta.db_table
-        marks = [(base + i + 1, now, relay, now, row.pk) for i, row in enumerate(rows)]
-        with connection.cursor() as cursor:
-            cursor.executemany(
-                f"UPDATE {table} SET position = %s, published_at = %s, claimed_by = %s, "  # noqa: S608
-                "claimed_until = %s, attempts = attempts + 1 "
-                "WHERE id = %s AND published_at IS NULL",
-                marks,
-            )
-        events = [row.event for row in rows]
-        deliveries = _owe_webhooks(events, now)
-        _push([push_item(row.event, base + i + 1) for i, row in enumerate(rows)])
+        deliveries = _owe_webhooks([(row[1], row[2], row[4]) for row in rows], now)
+        _push(event_items(rows))
         callback = on_deliveries or _queue_deliveries
         if deliveries:
             transaction.on_commit(lambda: callback(deliveries))
     return Published(len(rows), deliveries)
+
+
+def _any_pending(cutoff: datetime | None) -> bool:
+    table = OutboxMessage._meta.db_table
+    young = "" if cutoff is None else " AND created <= %s"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {table} WHERE published_at IS NULL{young} LIMIT 1",  # noqa: S608
+            [] if cutoff is None else [cutoff],
+        )
+        return cursor.fetchone() is not None
 
 
 def _queue_deliveries(delivery_ids: list[int]) -> None:

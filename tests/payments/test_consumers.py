@@ -429,3 +429,77 @@ async def test_a_push_the_channel_layer_dropped_is_read_from_the_log(
     assert await received_ids(communicator, len(dropped) + len(later)) == dropped + later
     assert await communicator.receive_nothing(timeout=0.3)
     await communicator.disconnect()
+
+
+async def batch_ids(communicator: WebsocketCommunicator) -> list[str]:
+    """The event ids of one message: a batch frame's, in order, or one event's."""
+    message = await communicator.receive_json_from(timeout=5)
+    frames = message["frames"] if message["type"] == "batch" else [message]
+    assert {f["type"] for f in frames} == {"event"}
+    assert [f["position"] for f in frames] == sorted(f["position"] for f in frames)
+    return [f["event"]["id"] for f in frames]
+
+
+async def test_batch_frames_carry_exactly_the_events_in_order_without_a_repeat_across_a_reconnect(
+    viewer_a: User, merchant_a: MerchantWithKey, merchant_b: MerchantWithKey
+) -> None:
+    # given a batching client that got two payments as one relay batch
+    first, connected, _ = await connect("/ws/events/?batch=1", viewer_a)
+    assert connected
+    _, one = await pay(merchant_a.merchant)
+    _, two = await pay(merchant_a.merchant)
+    await publish()
+    assert await batch_ids(first) == one + two
+    await first.disconnect()
+
+    # while away, two payments of its merchant (and one of another) went out
+    _, missed_1 = await pay(merchant_a.merchant)
+    await pay(merchant_b.merchant)
+    _, missed_2 = await pay(merchant_a.merchant)
+    await publish()
+
+    # when it reconnects with the last event id it saw, and a payment goes out
+    # (its batch pushed again too, as by a relay that died before committing)
+    again, connected, _ = await connect(f"/ws/events/?batch=1&last_event_id={two[-1]}", viewer_a)
+    assert connected
+    _, live = await pay(merchant_a.merchant)
+    await publish()
+    await database_sync_to_async(_push_again)(live)
+
+    # then the gap as one frame, then the live batch as one frame: every
+    # event once, in publication order
+    assert await batch_ids(again) == missed_1 + missed_2
+    assert await batch_ids(again) == live
+    assert await again.receive_nothing(timeout=0.3)
+    await again.disconnect()
+
+
+async def test_batching_clients_of_one_process_each_get_only_what_they_lack(
+    viewer_a: User, merchant_a: MerchantWithKey
+) -> None:
+    # given two batching clients on one feed: one has seen event 2, one has not
+    m = merchant_a.merchant.pk
+    layer = get_channel_layer()
+    assert layer is not None
+    group = outbox.merchant_group(m)
+    early, connected, _ = await connect("/ws/events/?batch=1", viewer_a)
+    assert connected
+    await layer.group_send(
+        group, {"type": outbox.PUSH_TYPE, "items": [_synthetic(p, f"evt_{p}", m) for p in (1, 2)]}
+    )
+    assert await batch_ids(early) == ["evt_1", "evt_2"]
+    late, connected, _ = await connect("/ws/events/?batch=1", viewer_a)
+    assert connected
+
+    # when one message carries events 2 to 4 to both (the batch frame a
+    # client lacking all of them gets is joined once for the process)
+    items = [_synthetic(p, f"evt_{p}", m) for p in (2, 3, 4)]
+    await layer.group_send(group, {"type": outbox.PUSH_TYPE, "items": items})
+
+    # then each gets the events it lacks, as one frame
+    assert await batch_ids(early) == ["evt_3", "evt_4"]
+    assert await batch_ids(late) == ["evt_2", "evt_3", "evt_4"]
+    assert await early.receive_nothing(timeout=0.3)
+    assert await late.receive_nothing(timeout=0.3)
+    await early.disconnect()
+    await late.disconnect()

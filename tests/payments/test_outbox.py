@@ -17,6 +17,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from accounts.models import Merchant
+from payments import presenters
 from payments.models import Event, OutboxMessage, PaymentIntent, WebhookDelivery
 from payments.models.intents import CaptureMethod
 from payments.services import intents, outbox, webhooks
@@ -124,7 +125,7 @@ def test_relay_owes_each_event_once_to_each_enabled_subscribed_endpoint(
     # (as a relay that died before committing would)
     queued: list[int] = []
     outbox.outbox_publish(relay="t", on_deliveries=queued.extend)
-    outbox._owe_webhooks(events, timezone.now())
+    outbox._owe_webhooks([(e.pk, e.merchant_id, e.type) for e in events], timezone.now())
 
     # then
     owed = WebhookDelivery.objects.all()
@@ -175,6 +176,33 @@ async def test_relay_pushes_each_event_with_its_snapshot_to_its_groups(
         assert frame["event"]["data"]["object"]["id"] == intent.pk
         assert frame["event"]["type"] == "payment_intent.succeeded"
         await layer.group_discard(group, channel)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_pushed_frames_are_the_stripe_event_objects_of_the_api(
+    merchant_a: MerchantWithKey,
+) -> None:
+    """The relay splices each snapshot into its frame as the database's JSON
+    text (no decoding): what a client parses is GET /v1/events/{id}'s object."""
+    layer = get_channel_layer()
+    assert layer is not None
+    intent = await sync_to_async(pay)(merchant_a.merchant)
+    channel = await layer.new_channel()
+    await layer.group_add(outbox.payment_group(intent.pk), channel)
+
+    await sync_to_async(outbox.outbox_publish)(relay="t", on_deliveries=no_queue)
+
+    message = await layer.receive(channel)
+    frames = [json.loads(item["frame"]) for item in message["items"]]
+    events = await sync_to_async(
+        lambda: [
+            presenters.event(e)
+            for e in Event.objects.filter(payment_intent=intent).order_by("sequence")
+        ]
+    )()
+    assert [f["event"] for f in frames] == events
+    assert [f["position"] for f in frames] == [i["position"] for i in message["items"]]
+    await layer.group_discard(outbox.payment_group(intent.pk), channel)
 
 
 @pytest.mark.django_db
