@@ -1,18 +1,24 @@
 """Simulator benchmarks (docs/benchmarks.md).
 
-    DATABASE_URL=… REDIS_URL=… PAYLAB_DEBUG=true .venv/bin/python bench/simulator_bench.py traffic --rate 1000 --duration 20 --slices 2
-    DATABASE_URL=… PAYLAB_DEBUG=true .venv/bin/python bench/simulator_bench.py seed --payments 1000000 [--indexes keep]
+    DATABASE_URL=… REDIS_URL=… PAYLAB_DEBUG=true .venv/bin/python bench/simulator_bench.py traffic --rate 1000 --duration 20 --slices 2 [--workers 2]
+    DATABASE_URL=… PAYLAB_DEBUG=true .venv/bin/python bench/simulator_bench.py seed --payments 1000000 --rollups [--indexes keep]
 
-`traffic` runs a `steady` run in this process (a thread per slice: the same
-code a worker runs) at a rate above what the machine sustains, and reports
-the payments/s actually created through the real services. Run it against a
-throwaway database: it writes real payments.
+`traffic` runs a `steady` run at a rate above what the machine sustains and
+reports the payments/s actually created through the real services, and the
+CPU per payment: with `--workers 2` in a real Celery worker (a process per
+slice, as full mode runs it), otherwise as threads of this process. Run it
+against a throwaway database: it writes real payments.
+
+`seed` times one historical seed by phase, with the CPU of its PostgreSQL
+backend, the WAL it wrote and the checkpoints it caused.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import subprocess
 import sys
 import time
 
@@ -30,11 +36,57 @@ from accounts.services import merchant_create_with_key  # noqa: E402
 from simulator import selectors, services  # noqa: E402
 
 
+def _backend_cpu(database: str) -> float:
+    """CPU seconds so far of the PostgreSQL backends connected to `database`
+    (other than this process's own)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [database],
+        )
+        pids = [int(row[0]) for row in cursor.fetchall()]
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += _cpu_seconds(pid)
+    return total
+
+
 def traffic(args: argparse.Namespace) -> None:
+    """A `steady` run at a rate above what the machine sustains. With
+    `--workers N`, as the product runs it in full mode: the slices are
+    Celery tasks, executed by a real `celery worker -c N` (prefork: a
+    process per slice, so both cores are used); otherwise every slice is a
+    thread of this process (`run_inline`, what `simulate --wait` does),
+    sharing one GIL."""
     merchant = (
         Merchant.objects.filter(slug="bench-sim").first()
         or merchant_create_with_key(name="Bench sim", slug="bench-sim")[0]
     )
+    print(f"load average before: {os.getloadavg()}")
+    worker: subprocess.Popen[bytes] | None = None
+    if args.workers:
+        from config.celery import app
+
+        app.control.purge()
+        worker = subprocess.Popen(  # noqa: S603 (our own interpreter and fixed arguments)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                f"--concurrency={args.workers}",
+                "--pool=prefork",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel=WARNING",
+            ],
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        )
+        time.sleep(args.warmup)  # the worker's processes are up and polling
+    own, machine = os.times(), _machine_cpu()
     run = services.simulation_run_create(
         merchant=merchant,
         scenario="steady",
@@ -46,17 +98,52 @@ def traffic(args: argparse.Namespace) -> None:
             "manual_capture_share": 0,
             "seed": 1,
         },
-        enqueue=False,
+        enqueue=worker is not None,
     )
     started = time.monotonic()
-    services.run_inline(run.id)
-    wall = time.monotonic() - started
+    database = str(connection.settings_dict["NAME"])
+    backends = 0.0
+    try:
+        if worker is None:
+            services.run_inline(run.id)
+        else:
+            while True:
+                run.refresh_from_db()
+                if run.status not in ("queued", "running", "stopping"):
+                    break
+                backends = _backend_cpu(database)
+                time.sleep(0.2)
+        wall = time.monotonic() - started
+    finally:
+        if worker is not None:
+            backends = max(backends, _backend_cpu(database))
+            worker.terminate()  # warm shutdown: the pool's children exit and are reaped
+            worker.wait(timeout=60)
+    spent = os.times()
     run.refresh_from_db()
     p = selectors.progress(run)
-    print(
-        f"{p.counters['created']} payments in {wall:.1f} s: {p.counters['created'] / wall:.0f}/s "
-        f"(target {args.rate}/s, {args.slices} slices)"
+    created = p.counters["created"]
+    python_cpu = (
+        spent.user - own.user + spent.system - own.system
+        if worker is None
+        else spent.children_user - own.children_user + spent.children_system - own.children_system
     )
+    print(
+        f"{created} payments in {wall:.1f} s: {created / wall:.0f}/s "
+        f"(target {args.rate}/s, {args.slices} slices, "
+        + (f"celery worker -c {args.workers})" if worker else "threads of one process)")
+    )
+    print(
+        f"CPU per payment: Python {1000 * python_cpu / max(created, 1):.1f} ms"
+        + (
+            f", PostgreSQL backends {1000 * backends / max(created, 1):.1f} ms"
+            if worker is not None
+            else ""
+        )
+        + f"; the machine {1000 * (_machine_cpu() - machine) / max(created, 1):.1f} ms "
+        f"(run status {run.status})"
+    )
+    print(f"load average after: {os.getloadavg()}")
 
 
 def _server_state() -> dict[str, float]:
@@ -151,6 +238,10 @@ if __name__ == "__main__":
     t.add_argument("--rate", type=float, default=1000)
     t.add_argument("--duration", type=float, default=20)
     t.add_argument("--slices", type=int, default=2)
+    t.add_argument(
+        "--workers", type=int, default=0, help="run the slices in a celery worker -c N (full mode)"
+    )
+    t.add_argument("--warmup", type=float, default=5, help="seconds for the worker to start")
     s = sub.add_parser("seed")
     s.add_argument("--payments", type=int, default=1_000_000)
     s.add_argument("--indexes", choices=("auto", "keep", "rebuild"), default="auto")

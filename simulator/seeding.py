@@ -796,7 +796,7 @@ def _restore_secondary(dropped: _Dropped, phases: dict[str, float], label: str =
     trigger per row."""
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        cursor.execute("SET LOCAL maintenance_work_mem = '1GB'")
         with _timed(phases, f"{label}indexes"):
             for statement in dropped.indexes:
                 cursor.execute(statement)
