@@ -32,6 +32,7 @@ mid-batch (at least once); the same rule drops those.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -61,8 +62,39 @@ CLOSE_BAD_CURSOR = 4409
 REPLAY_CHUNK = 500
 
 
-# A pushed message's batch frame, once joined (see `_FeedConsumer._send`).
+# A pushed message's batch frame, once joined (see `_FeedConsumer._send`),
+# and its items' summary (`_Summary.of_message`).
 _BATCH_TEXT = "_paylab_batch_text"
+_SUMMARY = "_paylab_summary"
+
+
+@dataclass(frozen=True)
+class _Summary:
+    """What `_FeedConsumer._fresh` needs of a list of items (in position order)."""
+
+    ids: list[str]
+    pairs: list[tuple[int, str]]
+    first: int
+    top: int
+
+    @classmethod
+    def of(cls, items: list[dict[str, Any]]) -> _Summary:
+        pairs = [(item["position"], item["event_id"]) for item in items]
+        return cls(
+            ids=[event_id for _, event_id in pairs],
+            pairs=pairs,
+            first=pairs[0][0] if pairs else 0,
+            top=max((p for p, _ in pairs), default=0),
+        )
+
+    @classmethod
+    def of_message(cls, message: dict[str, Any]) -> _Summary:
+        """Once per message per process: the channel layer hands the same
+        message object to every consumer of the process in the group."""
+        summary: _Summary | None = message.get(_SUMMARY)
+        if summary is None:
+            summary = message[_SUMMARY] = cls.of(message["items"])
+        return summary
 
 
 def _batch_frame(items: list[dict[str, Any]]) -> str:
@@ -164,7 +196,9 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
             )
         return event_items(rows)
 
-    def _fresh(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _fresh(
+        self, items: list[dict[str, Any]], summary: _Summary | None = None
+    ) -> list[dict[str, Any]]:
         """The items (in position order) this client lacks, remembered as sent.
 
         Normally positions only grow, and anything at or below the last one
@@ -177,23 +211,25 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
         resumed feed, raised past the events that leave the memory (older
         than any batch a relay can publish again, since a batch holds fewer
         events than `memory`). Set operations keep the usual case — nothing
-        seen — cheap: it runs for every client on every push."""
+        seen — cheap: it runs for every client on every push. `summary`,
+        the items' ids and positions, is computed once per pushed message in
+        a process (`_Summary.of_message`): per client there is then no
+        Python loop over the items, only set and deque operations."""
         if not items:
             return items
-        if items[0]["position"] >= self.floor and self.recent_ids.isdisjoint(
-            [item["event_id"] for item in items]
-        ):
-            fresh = items
+        known = summary or _Summary.of(items)
+        if known.first >= self.floor and self.recent_ids.isdisjoint(known.ids):
+            fresh, taken = items, known
         else:
             fresh = [
                 item
                 for item in items
                 if item["event_id"] not in self.recent_ids and item["position"] >= self.floor
             ]
-        if fresh:
-            self.top = max(self.top, max(item["position"] for item in fresh))
-        self.recent.extend((item["position"], item["event_id"]) for item in fresh)
-        self.recent_ids.update(item["event_id"] for item in fresh)
+            taken = _Summary.of(fresh)
+        self.top = max(self.top, taken.top)
+        self.recent.extend(taken.pairs)
+        self.recent_ids.update(taken.ids)
         if len(self.recent) > 2 * self.memory:
             # Forget the oldest in one go (amortised: once per `memory` items).
             kept = list(self.recent)[-self.memory :]
@@ -214,7 +250,7 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
         object to every consumer of this process in the group, so the batch
         frame of a client that lacks every item — the usual case — is
         joined once per process, kept on it, and sent by all as is."""
-        fresh = self._fresh(items)
+        fresh = self._fresh(items, _Summary.of_message(message) if message is not None else None)
         if self.batch and len(fresh) > 1:
             if message is not None and fresh is items:
                 text = message.get(_BATCH_TEXT)
