@@ -15,6 +15,7 @@ from datetime import datetime
 ALPHABET = string.digits + string.ascii_uppercase + string.ascii_lowercase
 _TIME_CHARS = 8
 _RANDOM_CHARS = 16
+_RANDOM_SPACE = 62**_RANDOM_CHARS
 
 PREFIXES = {
     "payment_intent": "pi",
@@ -44,7 +45,9 @@ def new_id(prefix: str, at: datetime | float | None = None) -> str:
         millis = time.time_ns() // 1_000_000
     else:
         millis = int(at * 1000)
-    random_part = "".join(secrets.choice(ALPHABET) for _ in range(_RANDOM_CHARS))
+    # One draw for all 16 characters (uniform over 62**16, like 16 draws of
+    # one character each, at a fraction of the CPU).
+    random_part = _encode(secrets.randbelow(_RANDOM_SPACE), _RANDOM_CHARS)
     return f"{prefix}_{_encode(millis, _TIME_CHARS)}{random_part}"
 
 

@@ -51,27 +51,29 @@ _QUEUEABLE = ("SAVEPOINT ", "RELEASE SAVEPOINT ")
 
 
 class _Queue:
-    __slots__ = ("commit", "depth", "params", "sql")
+    """Statements with their parameters merged in, in program order.
 
-    def __init__(self) -> None:
+    Merged as each is queued (psycopg's client-side binding, the same text
+    `execute` would send): the query they end up in is sent without
+    parameters, so psycopg does not parse it again — a joined query is new
+    text every time (savepoint names change), and parsing a long one for
+    placeholders costs more than merging its short, cached parts."""
+
+    __slots__ = ("depth", "flushing", "mogrify", "sql")
+
+    def __init__(self, mogrify: Callable[[str, Sequence[Any]], str]) -> None:
         self.sql: list[str] = []
-        self.params: list[Any] = []
+        self.mogrify = mogrify
         self.depth = 0
-        self.commit = False
+        self.flushing = False
 
     def add(self, sql: str, params: Sequence[Any] | None) -> None:
-        if params is None:
-            # Joined with statements that have parameters: a literal % must
-            # not read as a placeholder.
-            self.sql.append(sql.replace("%", "%%"))
-        else:
-            self.sql.append(sql)
-            self.params.extend(params)
+        self.sql.append(sql if params is None else self.mogrify(sql, params))
 
-    def take(self) -> tuple[list[str], list[Any]]:
-        sql, params = self.sql, self.params
-        self.sql, self.params = [], []
-        return sql, params
+    def take(self) -> str:
+        joined = ";\n".join(self.sql)
+        self.sql = []
+        return joined
 
 
 def _queue() -> _Queue | None:
@@ -85,7 +87,7 @@ def _coalesce(
     """Execute wrapper active inside `batched()`: queue savepoints, send
     the queue in front of any other statement."""
     queue = _queue()
-    if queue is None:
+    if queue is None or queue.flushing:
         return execute(sql, params, many, context)
     if not many and params is None and sql.startswith(_QUEUEABLE):
         queue.add(sql, None)
@@ -96,8 +98,7 @@ def _coalesce(
         _flush(queue)
         return execute(sql, params, many, context)
     queue.add(sql, params)
-    statements, values = queue.take()
-    result = execute(";\n".join(statements), values, False, context)
+    result = execute(queue.take(), None, False, context)
     # The caller reads the result of its own statement: the last one.
     cursor = context["cursor"].cursor
     while cursor.nextset():
@@ -108,12 +109,15 @@ def _coalesce(
 def _flush(queue: _Queue) -> None:
     if not queue.sql:
         return
-    statements, values = queue.take()
     # Through Django's cursor (its wrappers and query log see it); ours
-    # passes it through, the queue being empty now. The parameters stay a
-    # list even when empty: a `%%` queued above must still read as `%`.
-    with connection.cursor() as cursor:
-        cursor.execute(";\n".join(statements), values)
+    # passes it through, the queue being empty now.
+    joined = queue.take()
+    queue.flushing = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(joined)
+    finally:
+        queue.flushing = False
 
 
 def flush() -> None:
@@ -124,9 +128,10 @@ def flush() -> None:
 
 
 @contextmanager
-def batched(*, _commit: bool = False) -> Iterator[None]:
+def batched(*, commit: bool = False) -> Iterator[None]:
     """Queue the write path's statements until they are needed (see the
-    module docstring). Re-entrant: only the outermost block flushes."""
+    module docstring). Re-entrant: only the outermost block flushes.
+    `commit`: the block ends the outermost atomic block (see `transaction`)."""
     if not settings.DATABASE_IS_POSTGRES:
         yield
         return
@@ -140,7 +145,9 @@ def batched(*, _commit: bool = False) -> Iterator[None]:
         return
     if not connection.in_atomic_block:
         raise RuntimeError("batched() must run inside transaction.atomic")
-    queue = _Queue()
+    connection.ensure_connection()
+    merger = connection.connection.cursor()
+    queue = _Queue(merger.mogrify)
     connection._paylab_batch = queue  # type: ignore[attr-defined]
     try:
         with connection.execute_wrapper(_coalesce):
@@ -150,13 +157,14 @@ def batched(*, _commit: bool = False) -> Iterator[None]:
                 if not connection.needs_rollback:
                     _flush(queue)
                 raise
-            if _commit and queue.sql and not connection.needs_rollback:
+            if commit and queue.sql and not connection.needs_rollback:
                 # The block ends its transaction (see `transaction`): nothing
                 # runs between here and the atomic block's commit.
                 queue.add("COMMIT", None)
             _flush(queue)
     finally:
         connection._paylab_batch = None  # type: ignore[attr-defined]
+        merger.close()
 
 
 @contextmanager
@@ -166,7 +174,7 @@ def transaction() -> Iterator[None]:
     trip fewer). Nested in another atomic block (a test's, a caller's), it
     is `atomic()` + `batched()`."""
     outermost = not connection.in_atomic_block
-    with django_transaction.atomic(), batched(_commit=outermost):
+    with django_transaction.atomic(), batched(commit=outermost):
         yield
 
 
