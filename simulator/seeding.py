@@ -64,6 +64,7 @@ from payments.models import (
     Event,
     LedgerEntry,
     LedgerTransaction,
+    OutboxMessage,
     PaymentIntent,
     PaymentMethod,
     Refund,
@@ -115,7 +116,10 @@ MODELS: list[type[models.Model]] = [
     Dispute,
     Event,
 ]
-_SKIPPED_COLUMNS: dict[type[models.Model], set[str]] = {LedgerEntry: {"id"}}
+# What a shape can hold: the seeded tables, and the outbox rows when asked
+# (`build_shape(outbox=True)`: bench/events_bench.py replays shapes as news).
+RECORDED: list[type[models.Model]] = [*MODELS, OutboxMessage]
+_SKIPPED_COLUMNS: dict[type[models.Model], set[str]] = {LedgerEntry: {"id"}, OutboxMessage: {"id"}}
 
 
 class _Rollback(Exception):
@@ -284,8 +288,10 @@ def _record(
     return intent, outcome
 
 
-def build_shape(merchant: Merchant, name: str, currency: str) -> Shape:
-    """Capture what the services write for one shape, as templates."""
+def build_shape(merchant: Merchant, name: str, currency: str, *, outbox: bool = True) -> Shape:
+    """Capture what the services write for one shape, as templates; with
+    `outbox`, its outbox rows too, as already published (the seed asks for
+    none: see the module docstring)."""
     _, card, manual, steps, _ = next(s for s in SHAPES if s[0] == name)
     captured: dict[type[models.Model], list[dict[str, Any]]] = {}
     # Processor faults and latency are random: off while recording, so the
@@ -321,10 +327,13 @@ def build_shape(merchant: Merchant, name: str, currency: str) -> Shape:
                     Refund: {"payment_intent_id": pi},
                     Dispute: {"payment_intent_id": pi},
                     Event: {"payment_intent_id": pi},
+                    OutboxMessage: {
+                        "event_id__in": Event.objects.filter(payment_intent_id=pi).values("pk")
+                    },
                 }
-                for model in MODELS:
+                for model in RECORDED if outbox else MODELS:
                     names = [f.attname for f in _columns(model)]
-                    order = "sequence" if model is Event else "pk"
+                    order = {Event: "sequence", OutboxMessage: "id"}.get(model, "pk")
                     captured[model] = list(
                         model._default_manager.filter(**filters[model])
                         .order_by(order)
@@ -373,9 +382,18 @@ def build_shape(merchant: Merchant, name: str, currency: str) -> Shape:
                 step = int((row["created"] - T0).total_seconds() // STEP.total_seconds())
                 id_steps[placeholder] = max(0, min(step, len(steps)))
     rows: list[RowTemplate] = []
-    for model in MODELS:
+    for model in RECORDED if outbox else MODELS:
         fields = _columns(model)
         for row in captured[model]:
+            if model is OutboxMessage:
+                # History is not news: already published, never pushed.
+                row = {
+                    **row,
+                    "published_at": row["created"],
+                    "claimed_by": "seed",
+                    "attempts": 1,
+                    "position": None,
+                }
             if "merchant_id" in row:
                 row = {**row, "merchant_id": -1}
             columns = [templater.column(f, row[f.attname]) for f in fields]
@@ -419,7 +437,7 @@ def _compile(shape: Shape) -> None:
         by_model.setdefault(template.model, []).append(line)
     shape.copy_lines = [
         (model, "\n".join(by_model[model]), len(by_model[model]))
-        for model in MODELS
+        for model in RECORDED
         if model in by_model
     ]
 
@@ -544,7 +562,7 @@ def payments_seed(
     recording = time.monotonic()
     for name, *_ in SHAPES:
         for currency in CURRENCIES:
-            shapes[(name, currency)] = build_shape(recorder, name, currency)
+            shapes[(name, currency)] = build_shape(recorder, name, currency, outbox=False)
     recorded = time.monotonic() - recording
     rebuild = postgres and (
         indexes == "rebuild"

@@ -28,6 +28,24 @@ def test_seeding_2000_payments_leaves_verify_passing() -> None:
     assert report.checked["payments"] == 2000
 
 
+def test_a_shape_holds_the_outbox_rows_only_when_asked() -> None:
+    # given a merchant, when the same shape is recorded with and without them
+    merchant = seeding.merchants_for_seed(1)[0]
+    with_outbox = seeding.build_shape(merchant, "refunded", "usd")
+    without = seeding.build_shape(merchant, "refunded", "usd", outbox=False)
+
+    # then one outbox row per event, or none; everything else the same
+    def count(shape: seeding.Shape, model: type) -> int:
+        return sum(1 for row in shape.rows if row.model is model)
+
+    assert count(with_outbox, OutboxMessage) == count(with_outbox, Event) > 0
+    assert count(without, OutboxMessage) == 0
+    assert count(without, Event) == count(with_outbox, Event)
+    assert len(without.rows) == len(with_outbox.rows) - count(with_outbox, OutboxMessage)
+    # and recording left nothing behind (the services ran in a rolled-back transaction)
+    assert not PaymentIntent.objects.exists() and not OutboxMessage.objects.exists()
+
+
 def _secondary() -> tuple[set[str], set[str]]:
     """Index definitions and foreign keys of the tables the seed writes
     (payments, then the analytics rollups it rebuilds)."""
