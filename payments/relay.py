@@ -47,9 +47,21 @@ def _publish_round(relay: str, *, keep_connection: bool = False) -> int:
 # --- Full mode: `manage.py relay` ---------------------------------------------------
 
 
-def run_forever(*, poll_seconds: float = 1.0, stop: threading.Event | None = None) -> None:
+def run_forever(
+    *,
+    poll_seconds: float = 1.0,
+    stop: threading.Event | None = None,
+    linger_seconds: float = 0.0,
+) -> None:
     """Publish whenever nudged (Redis PUBLISH after a commit), and every
-    `poll_seconds` regardless, until `stop` is set."""
+    `poll_seconds` regardless, until `stop` is set.
+
+    `linger_seconds`: after a nudge, wait that long before publishing, so
+    the commits of that window leave as one batch. Each batch is one
+    websocket message per client (with batch frames), and a message costs
+    daphne far more than its bytes (docs/benchmarks.md, "Events"): under
+    load a few tens of milliseconds of linger trade that much latency for
+    a fraction of daphne's CPU. 0 (the default) publishes at once."""
     relay = outbox.relay_name("relay")
     stop = stop or threading.Event()
     pubsub: Any = None
@@ -74,6 +86,8 @@ def run_forever(*, poll_seconds: float = 1.0, stop: threading.Event | None = Non
             continue
         try:
             message = pubsub.get_message(timeout=poll_seconds)
+            if message is not None and linger_seconds:
+                stop.wait(linger_seconds)
             # Drain what queued meanwhile: one round serves any number of nudges.
             while message is not None:
                 message = pubsub.get_message(timeout=0)

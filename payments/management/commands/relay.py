@@ -23,6 +23,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--poll", type=float, default=1.0, help="Seconds between polls when not nudged."
         )
+        parser.add_argument(
+            "--linger",
+            type=float,
+            default=0.0,
+            help="Seconds to wait after a nudge before publishing, so that window's commits "
+            "leave as one batch (one websocket message per client); 0: at once.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         stop = threading.Event()
@@ -37,5 +44,5 @@ class Command(BaseCommand):
             stop.wait()
             return
         self.stdout.write("relay: publishing the outbox")
-        relay.run_forever(poll_seconds=options["poll"], stop=stop)
+        relay.run_forever(poll_seconds=options["poll"], stop=stop, linger_seconds=options["linger"])
         self.stdout.write("relay: stopped")
