@@ -54,6 +54,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc (independent of load)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))]
@@ -98,8 +104,17 @@ class Feed:
             opcode = first & 0x0F
             if opcode == 0x8:
                 raise ConnectionError("closed by the server")
+            if opcode == 0x9:
+                self.pong(payload)
             if opcode == 0x1:
                 return payload
+
+    def pong(self, payload: bytes) -> None:
+        """Answer daphne's keep-alive ping (else it closes the connection
+        after ping_interval + ping_timeout, 50 s): a masked pong frame."""
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.writer.write(bytes([0x8A, 0x80 | len(payload)]) + mask + masked)
 
     async def receive(self) -> dict[str, Any]:
         while True:
@@ -113,6 +128,8 @@ class Feed:
             opcode = first & 0x0F
             if opcode == 0x8:
                 raise ConnectionError("closed by the server")
+            if opcode == 0x9:
+                self.pong(payload)
             if opcode == 0x1:
                 message: dict[str, Any] = json.loads(payload)
                 return message
@@ -125,11 +142,14 @@ class Feed:
 
 
 class Stack:
-    def __init__(self, var: Path) -> None:
+    def __init__(self, var: Path, daphnes: int = 1) -> None:
+        self.linger = 0.0
         import psycopg
 
         self.var = var
-        self.redis_port, self.web_port = free_port(), free_port()
+        self.redis_port = free_port()
+        self.web_ports = [free_port() for _ in range(daphnes)]
+        self.web_port = self.web_ports[0]
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
             admin.execute(f"CREATE DATABASE {DB_NAME}")
@@ -157,7 +177,7 @@ class Stack:
         self.processes.append(process)
         return process
 
-    def start(self) -> None:
+    def start(self, *, web: bool = True) -> None:
         self.spawn(
             "redis-server",
             "--port",
@@ -172,14 +192,19 @@ class Stack:
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=self.env, check=True
         )
-        self.spawn(str(BIN / "daphne"), "-p", str(self.web_port), "config.asgi:application")
-        self.spawn(sys.executable, "manage.py", "relay", "--poll", "0.5")
+        if not web:  # Redis and the database only (`relay-cpu`)
+            return
+        linger = self.linger
+        for port in self.web_ports:
+            self.spawn(str(BIN / "daphne"), "-p", str(port), "config.asgi:application")
+        self.spawn(sys.executable, "manage.py", "relay", "--poll", "0.5", "--linger", str(linger))
         # Both up before anything is measured (on a loaded box Django takes
         # many seconds to import; a relay still starting is a backlog).
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", self.web_port), timeout=0.5).close()
+                for port in self.web_ports:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 if b"relay: publishing" in (self.var / "stack.log").read_bytes():
                     return
             except OSError:
@@ -188,12 +213,12 @@ class Stack:
         raise RuntimeError("daphne or the relay did not start")
 
     def cpu_seconds(self, name: str) -> float:
-        """User + system CPU of the stack process whose command mentions `name`."""
+        """User + system CPU of the stack processes whose command mentions `name`."""
+        total = 0.0
         for process in self.processes:
             if name in " ".join(map(str, process.args)):  # type: ignore[arg-type]
-                fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        return 0.0
+                total += proc_cpu_seconds(process.pid)
+        return total
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -241,40 +266,39 @@ def make_cast(merchants: int) -> dict[str, Any]:
 # --- Generator (a separate process) ------------------------------------------------
 
 
-def generate(rate: float, seconds: float, merchant_ids: list[int], out: str, threads: int) -> None:
+def generate(
+    rate: float, seconds: float, merchant_ids: list[int], out: str, threads: int, kind: str
+) -> None:
     """Commit payments at `rate`/s, round-robin over the merchants; write
-    "<pi id> <commit time>" lines."""
+    "<pi id> <commit time> <lateness>" lines, and the process's CPU seconds
+    while generating to `<out>.cpu`. `kind`: "services" (the domain
+    services: create + confirm + automatic capture, `threads` threads) or
+    "replay" (the rows the services write, replayed; see `_replayer` and
+    `_generate_replayed`)."""
     import threading
 
-    from accounts.models import Merchant
-    from payments.models.intents import CaptureMethod
-    from payments.services import intents
+    from django.db import connection
 
-    merchants = list(Merchant.objects.filter(pk__in=merchant_ids))
+    if kind == "replay":
+        _generate_replayed(rate, seconds, merchant_ids, out)
+        return
+    pay = _services_payer(merchant_ids)
     lines: list[str] = []
     lock = threading.Lock()
     started = time.time() + 0.5
     total = int(rate * seconds)
+    cpu_before = time.process_time()
 
     def worker(offset: int) -> None:
-        from django.db import connection
-
         for n in range(offset, total, threads):
             due = started + n / rate
             delay = due - time.time()
             if delay > 0:
                 time.sleep(delay)
-            intent = intents.payment_intent_create(
-                merchant=merchants[n % len(merchants)],
-                amount=1000,
-                currency="usd",
-                capture_method=CaptureMethod.AUTOMATIC,
-                payment_method="pm_card_visa",
-                confirm=True,
-            ).intent
+            payment_id = pay(n)
             committed = time.time()
             with lock:
-                lines.append(f"{intent.pk} {committed:.6f} {committed - due:.6f}")
+                lines.append(f"{payment_id} {committed:.6f} {committed - due:.6f}")
         connection.close()
 
     pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
@@ -283,6 +307,114 @@ def generate(rate: float, seconds: float, merchant_ids: list[int], out: str, thr
     for thread in pool:
         thread.join()
     Path(out).write_text("\n".join(lines) + "\n")
+    Path(out + ".cpu").write_text(f"{time.process_time() - cpu_before:.3f}\n")
+
+
+def _generate_replayed(rate: float, seconds: float, merchant_ids: list[int], out: str) -> None:
+    """The replay generator's pacing: one thread, waking every TICK; the
+    payments due by then are committed in one transaction (one COPY per
+    table), each stamped with that commit's time, then one nudge. At 200/s
+    a tick holds one payment or two; what it saves is the per-transaction
+    round trips a thread per payment would pay on a 2-core box."""
+    from django.db import connection
+
+    write = _replayer(merchant_ids)
+    lines: list[str] = []
+    total = int(rate * seconds)
+    started = time.time() + 0.5
+    cpu_before = time.process_time()
+    n = 0
+    while n < total:
+        now = time.time()
+        due = min(total, int((now - started) * rate) + 1)
+        if due <= n:
+            time.sleep(max(0.0, started + n / rate - now, TICK))
+            continue
+        batch = range(n, due)
+        payment_ids = write(batch)
+        committed = time.time()
+        for k, payment_id in zip(batch, payment_ids, strict=True):
+            lines.append(f"{payment_id} {committed:.6f} {committed - (started + k / rate):.6f}")
+        n = due
+    connection.close()
+    Path(out).write_text("\n".join(lines) + "\n")
+    Path(out + ".cpu").write_text(f"{time.process_time() - cpu_before:.3f}\n")
+
+
+TICK = 0.002
+
+
+def _services_payer(merchant_ids: list[int]) -> Any:
+    from accounts.models import Merchant
+    from payments.models.intents import CaptureMethod
+    from payments.services import intents
+
+    merchants = list(Merchant.objects.filter(pk__in=merchant_ids))
+
+    def pay(n: int) -> str:
+        return intents.payment_intent_create(
+            merchant=merchants[n % len(merchants)],
+            amount=1000,
+            currency="usd",
+            capture_method=CaptureMethod.AUTOMATIC,
+            payment_method="pm_card_visa",
+            confirm=True,
+        ).intent.pk
+
+    return pay
+
+
+def _replayer(merchant_ids: list[int]) -> Any:
+    """Commit exactly the rows the services write for a paid Visa payment —
+    payment method, intent, charge, ledger, 3 events with their snapshots,
+    3 outbox rows — as simulator.seeding records them (the services run once,
+    rolled back, and the rows become templates), but with the outbox rows
+    *unpublished*, so the relay publishes them as it would the services'.
+    One transaction per call (COPY per table), then the nudge the services
+    send after commit. What it skips is the services' Python
+    (state machine, routing, ORM): the pipeline after the commit is the
+    same, and the generator no longer takes the cores the pipeline needs."""
+    import random
+
+    from django.db import transaction
+
+    from accounts.models import Merchant
+    from payments.models import OutboxMessage
+    from payments.services import outbox
+    from simulator import seeding
+
+    shape = seeding.build_shape(Merchant.objects.get(pk=merchant_ids[0]), "paid_visa", "usd")
+    fields = [f.attname for f in seeding._columns(OutboxMessage)]
+    news = {
+        "published_at": seeding.ColumnTemplate(pg="\\N", sqlite="", null=True),
+        "claimed_by": seeding.ColumnTemplate(pg="", sqlite=""),
+        "claimed_until": seeding.ColumnTemplate(pg="\\N", sqlite="", null=True),
+        "attempts": seeding.ColumnTemplate(pg="0", sqlite="0"),
+        "position": seeding.ColumnTemplate(pg="\\N", sqlite="", null=True),
+    }
+    for template in shape.rows:
+        if template.model is OutboxMessage:
+            for name, column in news.items():
+                template.columns[fields.index(name)] = column
+    seeding._compile(shape)
+    id_maker, rng = seeding._Ids(), random.Random(0)
+
+    def write(numbers: range) -> list[str]:
+        """Commit payments `numbers` (one transaction); their ids."""
+        at = time.time()
+        filled = [
+            seeding._values(
+                shape, rng, id_maker, [at], seeding._pg_time, merchant_ids[n % len(merchant_ids)]
+            )
+            for n in numbers
+        ]
+        with transaction.atomic():
+            for model, lines, _ in shape.copy_lines:
+                seeding._write(model, [lines.format_map(values) for values in filled], True)
+        outbox.nudge()
+        return [str(values["pi"]) for values in filled]
+
+    return write
 
 
 # --- Measurements ------------------------------------------------------------------
@@ -302,6 +434,7 @@ async def _listen(feed: Feed, received: dict[str, list[float]], counts: list[int
         while True:
             frame = await feed.receive_raw()
             at = time.time()
+            counts[1] += 1
             # One event per frame, or several in a `batch` frame.
             for piece in frame.split(EVENT_FRAME)[1:]:
                 counts[0] += 1
@@ -316,13 +449,14 @@ async def latency(args: argparse.Namespace, stack: Stack, cast: dict[str, Any]) 
     feeds: list[Feed] = []
     path = "/ws/events/?batch=1" if args.batch else "/ws/events/"
     for i in range(args.clients):
+        port = stack.web_ports[i % len(stack.web_ports)]
         if args.per_merchant:
             merchant = cast["merchants"][i % len(cast["merchants"])]
-            feeds.append(await Feed.open(stack.web_port, path, merchant["cookie"]))
+            feeds.append(await Feed.open(port, path, merchant["cookie"]))
         else:
-            feeds.append(await Feed.open(stack.web_port, path, cast["staff"]))
+            feeds.append(await Feed.open(port, path, cast["staff"]))
     received: dict[str, list[float]] = {}
-    counts = [0]
+    counts = [0, 0]  # events, websocket frames
     listeners = [asyncio.create_task(_listen(f, received, counts)) for f in feeds]
     # Warm up: one payment reaches every client before the clock starts.
     warm = stack.var / "warm.txt"
@@ -334,7 +468,8 @@ async def latency(args: argparse.Namespace, stack: Stack, cast: dict[str, Any]) 
             break
         await asyncio.sleep(0.1)
     received.clear()
-    counts[0] = 0
+    counts[0] = counts[1] = 0
+    load_before = os.getloadavg()
     cpu_before = {name: stack.cpu_seconds(name) for name in ("daphne", "relay")}
     client_before = time.process_time()
     outs = [stack.var / f"commits-{g}.txt" for g in range(args.generators)]
@@ -353,6 +488,8 @@ async def latency(args: argparse.Namespace, stack: Stack, cast: dict[str, Any]) 
             ",".join(str(m["id"]) for m in cast["merchants"]),
             "--out",
             str(out),
+            "--generator",
+            args.generator,
             env=stack.env,
         )
         for out in outs
@@ -366,6 +503,8 @@ async def latency(args: argparse.Namespace, stack: Stack, cast: dict[str, Any]) 
         task.cancel()
     for feed in feeds:
         feed.close()
+    load_after = os.getloadavg()
+    generator_cpu = sum(float(Path(f"{out}.cpu").read_text()) for out in outs)
     commits, lateness = {}, []
     for out in outs:
         for row in out.read_text().splitlines():
@@ -381,6 +520,10 @@ async def latency(args: argparse.Namespace, stack: Stack, cast: dict[str, Any]) 
     span = max(commits.values()) - min(commits.values())
     relay_lag = await asyncio.to_thread(_relay_lag_ms, commits)
     return {
+        "load_avg_1m_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
+        "generator": args.generator,
+        "daphnes": args.daphnes,
+        "relay_linger_s": args.linger,
         "clients": args.clients,
         "per_merchant": args.per_merchant,
         "payments": len(commits),
@@ -389,9 +532,13 @@ async def latency(args: argparse.Namespace, stack: Stack, cast: dict[str, Any]) 
         "payments_seen_per_client": expected_per_payment,
         "batch_frames": args.batch,
         "events_received": counts[0],
+        "frames_received": counts[1],
         # CPU time, whatever the box's load: what one core could sustain.
         "daphne_cpu_s": round(cpu["daphne"], 2),
         "daphne_cpu_us_per_event_sent": round(cpu["daphne"] / max(counts[0], 1) * 1e6, 1),
+        "daphne_cpu_us_per_frame_sent": round(cpu["daphne"] / max(counts[1], 1) * 1e6, 1),
+        "daphne_cores_busy": round(cpu["daphne"] / max(span, 1e-9), 2),
+        "generator_cpu_ms_per_payment": round(generator_cpu / max(len(commits), 1) * 1e3, 2),
         "clients_cpu_s": round(cpu["clients"], 2),
         "relay_cpu_ms_per_payment": round(cpu["relay"] / max(len(commits), 1) * 1e3, 2),
         # commit → the relay's publication (outbox published_at), per payment
@@ -506,9 +653,150 @@ async def capacity(args: argparse.Namespace, stack: Stack, cast: dict[str, Any])
     }
 
 
+async def fanout(args: argparse.Namespace, stack: Stack, cast: dict[str, Any]) -> dict[str, Any]:
+    """daphne's own cost per event and per frame, whatever the box's load:
+    `--clients` staff feeds (`--batch`: batch frames), then `--messages`
+    pushes of `--batch-size` events each, sent from this process through
+    the channel layer as the relay sends them (`outbox._push`; each event a
+    real payment's frame), paced every 20 ms; the daphne processes' CPU from
+    /proc over the run, once every client has every event."""
+    from payments.services import outbox
+
+    path = "/ws/events/?batch=1" if args.batch else "/ws/events/"
+    feeds = [
+        await Feed.open(stack.web_ports[i % len(stack.web_ports)], path, cast["staff"])
+        for i in range(args.clients)
+    ]
+    received: dict[str, list[float]] = {}
+    counts = [0, 0]
+    listeners = [asyncio.create_task(_listen(f, received, counts)) for f in feeds]
+    warm = stack.var / "warm.txt"
+    await _generate_one(stack, cast["merchants"][0]["id"], warm)
+    while counts[0] < 3 * len(feeds):
+        await asyncio.sleep(0.1)
+    real = await asyncio.to_thread(_a_real_frame)
+    counts[0] = counts[1] = 0
+    before = stack.cpu_seconds("daphne")
+    position = 10**9
+    for _ in range(args.messages):
+        items = []
+        for _ in range(args.batch_size):
+            position += 1
+            items.append({**real, "position": position, "event_id": f"evt_fanout{position}"})
+        await asyncio.to_thread(outbox._push, items)
+        await asyncio.sleep(0.02)
+    expected = args.messages * args.batch_size * len(feeds)
+    for _ in range(1200):
+        if counts[0] >= expected:
+            break
+        await asyncio.sleep(0.05)
+    cpu = stack.cpu_seconds("daphne") - before
+    for task in listeners:
+        task.cancel()
+    for feed in feeds:
+        feed.close()
+    return {
+        "clients": len(feeds),
+        "daphnes": len(stack.web_ports),
+        "batch_frames": args.batch,
+        "events_per_push": args.batch_size,
+        "events_expected": expected,
+        "events_received": counts[0],
+        "frames_received": counts[1],
+        "daphne_cpu_s": round(cpu, 2),
+        "daphne_cpu_us_per_event_sent": round(cpu / max(counts[0], 1) * 1e6, 2),
+        "daphne_cpu_us_per_frame_sent": round(cpu / max(counts[1], 1) * 1e6, 2),
+        "frame_bytes": len(real["frame"]),
+    }
+
+
+def _a_real_frame() -> dict[str, Any]:
+    from django.db import connection
+
+    from payments.models import Event
+    from payments.services import outbox
+
+    event = Event.objects.filter(type="charge.succeeded").first()
+    assert event is not None
+    item = outbox.push_item(event, 0)
+    connection.close()
+    return item
+
+
+def relay_cpu(args: argparse.Namespace, cast: dict[str, Any]) -> dict[str, Any]:
+    """The relay's own cost, whatever the box's load: commit `--payments`
+    payments (the replay generator's rows, outbox unpublished), then publish
+    them in this process with `payments.services.outbox.outbox_publish`,
+    `--batch-size` rows at a time, and report its CPU time and SQL statements
+    per payment. One channel listens on `events.all` (drained after each
+    batch), so the push is the live one: every group's message is sent to
+    Redis, the staff feed's delivered."""
+    from channels.layers import get_channel_layer
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from payments.services import outbox
+
+    merchant_ids = [m["id"] for m in cast["merchants"]]
+    write = _replayer(merchant_ids)
+    for n in range(args.payments):
+        write(range(n, n + 1))
+    layer: Any = get_channel_layer()
+    push_loop = outbox._push_loop()
+    listener = asyncio.run_coroutine_threadsafe(layer.new_channel(), push_loop).result()
+    asyncio.run_coroutine_threadsafe(
+        layer.group_add(outbox.ALL_GROUP, listener), push_loop
+    ).result()
+
+    async def drain() -> int:
+        received = 0
+        while True:
+            try:
+                await asyncio.wait_for(layer.receive(listener), 0.05)
+                received += 1
+            except TimeoutError:
+                return received
+
+    cpu = 0.0
+    statements = published = messages = batches = 0
+    while True:
+        with CaptureQueriesContext(connection) as queries:
+            started = time.process_time()
+            count = outbox.outbox_publish(
+                relay="bench", limit=args.batch_size, on_deliveries=lambda _: None
+            ).count
+            cpu += time.process_time() - started
+        if not count:
+            break
+        batches += 1
+        published += count
+        statements += len(queries)
+        messages += asyncio.run_coroutine_threadsafe(drain(), push_loop).result()
+    events_per_payment = published / max(args.payments, 1)
+    return {
+        "payments": args.payments,
+        "events": published,
+        "batch_size_rows": args.batch_size,
+        "batches": batches,
+        "relay_cpu_ms_per_payment": round(cpu / max(args.payments, 1) * 1e3, 3),
+        "relay_cpu_us_per_event": round(cpu / max(published, 1) * 1e6, 1),
+        "sql_statements_per_batch": round(statements / max(batches, 1), 2),
+        "events_per_payment": round(events_per_payment, 2),
+        "staff_feed_messages_received": messages,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", choices=["latency", "capacity", "generate"])
+    parser.add_argument("mode", choices=["latency", "capacity", "fanout", "relay-cpu", "generate"])
+    parser.add_argument("--messages", type=int, default=300, help="fanout: pushes")
+    parser.add_argument("--payments", type=int, default=2000, help="relay-cpu: payments")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=200,
+        help="relay-cpu: outbox rows per relay batch; fanout: events per push",
+    )
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=20)
@@ -525,6 +813,22 @@ def main() -> None:
     parser.add_argument(
         "--batch", action="store_true", help="clients ask for batch frames (?batch=1)"
     )
+    parser.add_argument(
+        "--generator",
+        choices=["services", "replay"],
+        default="services",
+        help="services: payments through the domain services; replay: the rows they "
+        "write, replayed (simulator.seeding's recorded shape, outbox unpublished)",
+    )
+    parser.add_argument(
+        "--daphnes", type=int, default=1, help="daphne processes; clients spread over them"
+    )
+    parser.add_argument(
+        "--linger",
+        type=float,
+        default=0.0,
+        help="the relay's --linger: seconds it waits after a nudge, batching that window",
+    )
     parser.add_argument("--merchants", default="")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
@@ -536,15 +840,20 @@ def main() -> None:
             [int(m) for m in args.merchants.split(",")],
             args.out,
             args.threads,
+            args.generator,
         )
         return
     with tempfile.TemporaryDirectory(prefix="paylab-events-bench-") as var:
-        stack = Stack(Path(var))
+        stack = Stack(Path(var), daphnes=args.daphnes)
+        stack.linger = args.linger
         try:
-            stack.start()
+            stack.start(web=args.mode != "relay-cpu")
             setup_django(stack.env)
             cast = make_cast(max(args.per_merchant, 1))
-            run = latency if args.mode == "latency" else capacity
+            if args.mode == "relay-cpu":
+                print(json.dumps(relay_cpu(args, cast), indent=2))
+                return
+            run = {"latency": latency, "capacity": capacity, "fanout": fanout}[args.mode]
             result = asyncio.run(run(args, stack, cast))
             print(json.dumps(result, indent=2))
         finally:
