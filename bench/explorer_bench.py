@@ -38,6 +38,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,10 +50,9 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.db import connection, reset_queries, transaction  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
 from django.db.models import Count, Model  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from accounts import services  # noqa: E402
@@ -203,16 +203,25 @@ def cursor_at(params: dict[str, str], offset: int) -> str | None:
     return selectors._encode_cursor(*found[0]) if found else None
 
 
+def statements(client: Client, url: str) -> list[tuple[str, Any]]:
+    """The SQL statements (and parameters) the request runs."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        seen.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        client.get(url)
+    return seen
+
+
 def explain(client: Client, url: str) -> None:
     """EXPLAIN ANALYZE of the page query the request runs."""
-    reset_queries()
-    with CaptureQueriesContext(connection) as captured:
-        client.get(url)
-    for query in captured.captured_queries:
-        sql = query["sql"]
+    for sql, params in statements(client, url):
         if 'FROM "payments_paymentintent"' in sql and "LIMIT" in sql:
             with connection.cursor() as cursor:
-                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
+                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
                 print("    " + "\n    ".join(row[0] for row in cursor.fetchall()))
 
 
@@ -257,9 +266,7 @@ def search_values() -> list[tuple[str, str]]:
 
 
 def measure(client: Client, url: str, runs: int) -> tuple[float, float, int]:
-    reset_queries()  # the request resets the log, so start from empty
-    with CaptureQueriesContext(connection) as captured:
-        client.get(url)  # warm: template compilation, plans, caches
+    count = len(statements(client, url))  # and warms: templates, plans, caches
     times = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -267,7 +274,7 @@ def measure(client: Client, url: str, runs: int) -> tuple[float, float, int]:
         times.append((time.perf_counter() - start) * 1000)
         assert response.status_code == 200, response.status_code
     times.sort()
-    return statistics.median(times), times[max(0, int(len(times) * 0.95) - 1)], len(captured)
+    return statistics.median(times), times[max(0, int(len(times) * 0.95) - 1)], count
 
 
 def main() -> None:
@@ -277,6 +284,9 @@ def main() -> None:
     parser.add_argument("--grow-to", type=int, help="first copy payments up to this many")
     parser.add_argument("--days", type=int, default=90, help="the seeded window, for --grow-to")
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE each page query")
+    parser.add_argument(
+        "--only", default="", help="only the requests whose name contains this (e.g. 'search')"
+    )
     args = parser.parse_args()
     if args.grow_to:
         grow(args.grow_to, args.days)
@@ -319,6 +329,8 @@ def main() -> None:
         scopes.append((f"merchant {merchant.slug}", {"merchant": str(merchant.pk)}))
     for scope_name, scope in scopes:
         for name, params in filters:
+            if args.only not in name:
+                continue
             params = {**scope, **params}
             for page, after in ((1, ""), (args.page, cursor_at(params, offset))):
                 if after is None:
