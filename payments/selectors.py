@@ -265,13 +265,14 @@ def _search(
     if "@" in text:
         # The customers with that email first (index `customer_email_upper`),
         # then their payments by `customer_id` OR-ed with the intent's own
-        # receipt email (index `pi_receipt_email`): a bitmap OR of two index
+        # receipt email (partial index `pi_receipt_email`): a bitmap OR of two index
         # scans. A join inside the OR could use neither.
         owners = Customer.objects.filter(email__iexact=text)
         if merchant_ids:
             owners = owners.filter(merchant_id__in=merchant_ids)
         ids = list(owners.values_list("pk", flat=True))
-        receipt = Q(receipt_email__iexact=text)
+        # `<> ''` repeats the partial index's predicate, so it can be used.
+        receipt = Q(receipt_email__iexact=text) & ~Q(receipt_email="")
         return query.filter(Q(customer_id__in=ids) | receipt if ids else receipt)
     if _LAST4.fullmatch(text):
         # Index `pm_last4` on the payment method, joined by the intent's
