@@ -79,6 +79,13 @@ class PaymentIntent(models.Model):
             # however deep, at 10 M rows.
             models.Index(fields=["merchant", "-created", "-id"], name="pi_merchant_created"),
             models.Index(fields=["-created", "-id"], name="pi_created"),
+            # Issue 7 (migration 0010): the currency filter walks its own
+            # (created, id) range, so a currency with few or no payments is
+            # an empty range, not a walk of all 10 M; the amount sort pages
+            # by (amount, id) with the same keyset, and the amount range
+            # filter is a range of it when it is selective.
+            models.Index(fields=["currency", "-created", "-id"], name="pi_currency_created"),
+            models.Index(fields=["-amount", "-id"], name="pi_amount"),
             # The explorer's email search also matches the receipt email; most
             # payments have none, so only those that do are indexed. (Tried
             # without the condition, migration 0008: the '' majority then
