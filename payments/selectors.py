@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, get_args
 
-from django.db import NotSupportedError
+from django.db import NotSupportedError, connections, transaction
 from django.db.models import F, Lookup, Q, QuerySet, Sum
 
 from payments import cards, money
@@ -326,6 +326,23 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[Any, str] | None:
         return None
 
 
+def _serial(query: QuerySet[PaymentIntent]) -> list[PaymentIntent]:
+    """The rows of a page query, without parallel workers on PostgreSQL.
+
+    A page is a walk of an index that stops after `limit` matches, but the
+    planner costs the walk as if it read the whole index (its cost before the
+    LIMIT is that of millions of rows) and so plans a Gather Merge; starting
+    the workers then dominates: the brand filter at 10 M rows read ~1,500
+    index entries in 4 ms of work and took 45 ms, 35 of them launching two
+    workers (docs/benchmarks.md, 10 M). `SET LOCAL` holds for this
+    transaction only."""
+    if connections[query.db].vendor != "postgresql":
+        return list(query)
+    with transaction.atomic(using=query.db), connections[query.db].cursor() as cursor:
+        cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        return list(query)
+
+
 def payment_search(
     search: PaymentSearch, *, after: str = "", before: str = "", limit: int = 50
 ) -> Page:
@@ -354,7 +371,11 @@ def payment_search(
                 Q(**{f"{sort}__gt": key}) | Q(pk__gt=pk)
             )
     sign = "-" if descending else ""
-    rows = list(query.order_by(f"{sign}{sort}", f"{sign}pk")[: limit + 1])
+    page = query.order_by(f"{sign}{sort}", f"{sign}pk")[: limit + 1]
+    # The brand filter and the searches are the pages seen planned parallel
+    # at 10 M; the others keep their one statement (the transaction costs
+    # three more round trips, 3-5 ms on a loaded box).
+    rows = _serial(page) if search.brand or search.search.strip() else list(page)
     more = len(rows) > limit
     rows = rows[:limit]
     if backwards:
