@@ -1588,14 +1588,7 @@ def main(argv: list[str] | None = None) -> int:
     reports: list[dict[str, Any]] = []
     if args.calibrate:
         reports += calibrate(args)
-    paylab = PayLab(
-        admin_url=args.pg_admin_url,
-        database=args.database,
-        redis_url=args.redis_url,
-        port=args.port,
-        rate_limit=args.rate_limit,
-        log_level=args.log_level,
-    )
+    paylab = paylab_from_args(args)
     if servers:
         paylab.source, paylab.source_note = source_tree(args.source)
     try:
@@ -1622,8 +1615,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def main_in_process(args: argparse.Namespace) -> int:
-    paylab = PayLab(
+def paylab_from_args(args: argparse.Namespace) -> PayLab:
+    return PayLab(
         admin_url=args.pg_admin_url,
         database=args.database,
         redis_url=args.redis_url,
@@ -1631,6 +1624,10 @@ def main_in_process(args: argparse.Namespace) -> int:
         rate_limit=args.rate_limit,
         log_level=args.log_level,
     )
+
+
+def main_in_process(args: argparse.Namespace) -> int:
+    paylab = paylab_from_args(args)
     paylab.source, paylab.source_note = source_tree(args.source)
     try:
         if not (args.reuse_template and paylab.template_exists()):

@@ -79,7 +79,7 @@ class PaymentIntent(models.Model):
             # however deep, at 10 M rows.
             models.Index(fields=["merchant", "-created", "-id"], name="pi_merchant_created"),
             models.Index(fields=["-created", "-id"], name="pi_created"),
-            # Issue 7 (migration 0010): the currency filter walks its own
+            # Issue 7 (migration 0008): the currency filter walks its own
             # (created, id) range, so a currency with few or no payments is
             # an empty range, not a walk of all 10 M; the amount sort pages
             # by (amount, id) with the same keyset, and the amount range
@@ -88,7 +88,7 @@ class PaymentIntent(models.Model):
             models.Index(fields=["-amount", "-id"], name="pi_amount"),
             # The explorer's email search also matches the receipt email; most
             # payments have none, so only those that do are indexed. (Tried
-            # without the condition, migration 0008: the '' majority then
+            # without the condition: the '' majority then
             # skews the estimate to ~50,000 rows a value and the planner walks
             # (created, id) instead; partial, the estimate is the default
             # ~4,500 and the plan a bitmap OR, 0.4 ms of work at 10 M.) The
