@@ -51,5 +51,11 @@ def new_id(prefix: str, at: datetime | float | None = None) -> str:
     return f"{prefix}_{_encode(millis, _TIME_CHARS)}{random_part}"
 
 
+def created_part(value: str) -> str:
+    """The prefix and the time characters of an id: ids that share it were
+    made in the same millisecond, in no order their random part tells."""
+    return value[: value.index("_") + 1 + _TIME_CHARS]
+
+
 def has_prefix(value: str, prefix: str) -> bool:
     return value.startswith(prefix + "_") and len(value) > len(prefix) + 1

@@ -18,7 +18,7 @@ from typing import Any, get_args
 from django.db import NotSupportedError, connections, transaction
 from django.db.models import F, Lookup, Q, QuerySet, Sum
 
-from payments import cards, money
+from payments import cards, ids, money
 from payments.errors import missing
 from payments.models import (
     Charge,
@@ -270,10 +270,10 @@ def _search(
         owners = Customer.objects.filter(email__iexact=text)
         if merchant_ids:
             owners = owners.filter(merchant_id__in=merchant_ids)
-        ids = list(owners.values_list("pk", flat=True))
+        owner_ids = list(owners.values_list("pk", flat=True))
         # `<> ''` repeats the partial index's predicate, so it can be used.
         receipt = Q(receipt_email__iexact=text) & ~Q(receipt_email="")
-        return query.filter(Q(customer_id__in=ids) | receipt if ids else receipt)
+        return query.filter(Q(customer_id__in=owner_ids) | receipt if owner_ids else receipt)
     if _LAST4.fullmatch(text):
         # Index `pm_last4` on the payment method, joined by the intent's
         # `payment_method_id` index; for a last4 that most payments share the
@@ -486,7 +486,12 @@ def recent_events(
         query = query.filter(
             Q(type__startswith=types[0][:-1]) if types[0].endswith("*") else Q(type=types[0])
         )
-    return list(query.order_by("-id")[:limit])
+    events = list(query.order_by("-id")[:limit])
+    # Ids order events by the millisecond only: one transaction's events
+    # often share it, and their random parts would mix a payment's
+    # `created` and `succeeded` up. Within a millisecond, by sequence.
+    events.sort(key=lambda e: (ids.created_part(e.id), e.sequence or 0), reverse=True)
+    return events
 
 
 def webhook_endpoints_for_scope(

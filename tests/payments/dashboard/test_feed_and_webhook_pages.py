@@ -3,14 +3,17 @@ and resending a delivery (an operator action; viewers are refused)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from django.test import override_settings
 from django.urls import reverse
 
 from accounts.models import Merchant, User
-from payments.models import WebhookDelivery
+from payments import ids
+from payments.models import Event, WebhookDelivery
 from payments.services import outbox, webhooks
 from tests.conftest import MerchantWithKey, logged_in
 from tests.payments.dashboard.conftest import htmx, pay
@@ -59,6 +62,23 @@ def test_the_live_feed_full_page_and_partial(
     ).content.decode()
     assert partial.lstrip().startswith('<section id="live-feed"') and "<html" not in partial
     assert f'data-feed-ws="/ws/events/?merchant={merchant_a.merchant.pk}"' in partial
+
+
+def test_the_first_paint_keeps_a_payments_events_in_order_within_a_millisecond(
+    merchant_a: MerchantWithKey, operator_user: User
+) -> None:
+    # One clock reading for three payments: every id shares its
+    # millisecond, and only the random parts would order them.
+    now = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
+    intents = [pay(merchant_a.merchant, now=now) for _ in range(3)]
+    page = logged_in(operator_user).get(FEED).content.decode()
+    shown = re.findall(r'data-event-id="([^"]+)"', page)
+    for intent in intents:
+        events = Event.objects.filter(payment_intent=intent)
+        assert len({ids.created_part(e) for e in events.values_list("id", flat=True)}) == 1
+        expected = list(events.order_by("-sequence").values_list("id", flat=True))
+        assert len(expected) >= 3
+        assert [e for e in shown if e in expected] == expected
 
 
 def test_the_feed_filters_by_type(merchant_a: MerchantWithKey, owner_a: User) -> None:
