@@ -245,8 +245,7 @@ class PaymentMethodCollectionApi(StripeApi):
         pm = payment_methods.payment_method_create(
             merchant=self.client(request).merchant,
             type=kind,
-            card=params.get("card") if kind == "card" else None,
-            details=params.get(kind) if kind != "card" else None,
+            data=params.get(kind),
             billing_details=params.get("billing_details"),
             metadata=params.get("metadata"),
         )

@@ -21,10 +21,41 @@ class CardSerializer(StripeSerializer):
     cvc = serializers.CharField(max_length=4, required=False, allow_blank=True)
 
 
+PAYMENT_METHOD_TYPES = ["card", "upi", "wallet"]
+
+
+class UpiSerializer(StripeSerializer):
+    vpa = serializers.CharField(
+        max_length=320,
+        help_text="A UPI VPA, name@bank. Test VPAs: success@paylab (succeeds after 3 s), "
+        "failure@paylab (fails after 3 s), slow@paylab (succeeds after 30 s).",
+    )
+
+
+class WalletSerializer(StripeSerializer):
+    type = serializers.ChoiceField(
+        choices=["paylab_wallet", "apple_pay", "google_pay"], required=False
+    )
+
+
 class PaymentMethodDataSerializer(StripeSerializer):
-    type = serializers.ChoiceField(choices=["card"])
-    card = CardSerializer()
+    """A payment method made for this payment: the sub-hash named by `type`."""
+
+    type = serializers.ChoiceField(choices=PAYMENT_METHOD_TYPES)
+    card = CardSerializer(required=False)
+    upi = UpiSerializer(required=False)
+    wallet = WalletSerializer(required=False)
     billing_details = serializers.DictField(required=False)
+
+
+def _method_types() -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.ChoiceField(choices=PAYMENT_METHOD_TYPES),
+        required=False,
+        allow_empty=False,
+        help_text="The payment method types this payment may be confirmed with. "
+        "Default: the type of `payment_method` / `payment_method_data` when given, else card.",
+    )
 
 
 class AutomaticPaymentMethodsSerializer(StripeSerializer):
@@ -40,9 +71,7 @@ class PaymentIntentCreateSerializer(StripeSerializer):
     customer = serializers.CharField(max_length=64, required=False)
     payment_method = serializers.CharField(max_length=64, required=False)
     payment_method_data = PaymentMethodDataSerializer(required=False)
-    payment_method_types = serializers.ListField(
-        child=serializers.ChoiceField(choices=["card"]), required=False
-    )
+    payment_method_types = _method_types()
     description = serializers.CharField(max_length=1000, required=False, allow_blank=True)
     metadata = MetadataField(required=False)
     receipt_email = serializers.EmailField(required=False, allow_blank=True)
@@ -62,6 +91,7 @@ class PaymentIntentUpdateSerializer(StripeSerializer):
     currency = serializers.CharField(max_length=3, min_length=3, required=False)
     customer = serializers.CharField(max_length=64, required=False, allow_blank=True)
     payment_method = serializers.CharField(max_length=64, required=False)
+    payment_method_types = _method_types()
     description = serializers.CharField(max_length=1000, required=False, allow_blank=True)
     metadata = MetadataField(required=False)
     receipt_email = serializers.EmailField(required=False, allow_blank=True)
@@ -110,10 +140,11 @@ class CustomerSerializer(StripeSerializer):
 
 
 class PaymentMethodCreateSerializer(StripeSerializer):
-    type = serializers.ChoiceField(choices=["card", "upi", "wallet"])
+    type = serializers.ChoiceField(choices=PAYMENT_METHOD_TYPES)
+    # A raw card or {"token": "pm_card_visa"}; checked by the service.
     card = serializers.DictField(required=False)
-    upi = serializers.DictField(required=False)
-    wallet = serializers.DictField(required=False)
+    upi = UpiSerializer(required=False)
+    wallet = WalletSerializer(required=False)
     billing_details = serializers.DictField(required=False)
     metadata = MetadataField(required=False)
     expand = ExpandField(required=False)

@@ -40,7 +40,7 @@ from payments.services import batch
 from payments.services.customers import get_customer
 from payments.services.disputes import open_dispute_if_card_says
 from payments.services.metadata import merge_metadata
-from payments.services.payment_methods import build_card, get_payment_method
+from payments.services.payment_methods import build_payment_method, get_payment_method
 from payments.services.processors import breakers_record
 from payments.services.records import charge_entries, post_ledger
 from payments.services.transition import (
@@ -63,6 +63,7 @@ UPDATABLE = (
     "receipt_email",
     "statement_descriptor",
     "customer",
+    "payment_method_types",
 )
 
 
@@ -121,23 +122,44 @@ def _payment_method_for(
     if payment_method:
         return get_payment_method(merchant=merchant, reference=payment_method, now=now)
     if payment_method_data:
-        kind = payment_method_data.get("type")
-        if kind != "card":
-            raise InvalidRequestError(
-                "payment_method_data[type] must be card.",
-                code="parameter_invalid",
-                param="payment_method_data[type]",
-            )
-        pm = build_card(
+        kind = str(payment_method_data.get("type") or "")
+        pm = build_payment_method(
             merchant=merchant,
-            card=payment_method_data.get("card") or {},
+            type=kind,
+            data=payment_method_data.get(kind),
             billing_details=payment_method_data.get("billing_details"),
             now=now,
-            param="payment_method_data[card]",
+            prefix="payment_method_data",
         )
         batch.insert([pm])
         return pm
     return None
+
+
+def _payment_method_types(requested: list[str] | None, pm: PaymentMethod | None) -> list[str]:
+    """What the payment may be confirmed with. Omitted, it is the type of the
+    method given with it, else `card` (Stripe's default without automatic
+    payment methods)."""
+    if requested:
+        return list(dict.fromkeys(requested))
+    return [pm.type if pm is not None else PaymentMethod.Type.CARD]
+
+
+def _check_allowed(types: list[str], pm: PaymentMethod, *, param: str) -> None:
+    """Stripe refuses a method whose type the payment does not allow."""
+    if pm.type not in types:
+        raise InvalidRequestError(
+            f"The PaymentMethod provided ({pm.type}) is not allowed for this PaymentIntent. "
+            f"Please attach a PaymentMethod of one of the following types: {', '.join(types)}. "
+            "Alternatively, update the allowed payment_method_types for this PaymentIntent "
+            f'to include "{pm.type}".',
+            code="payment_intent_incompatible_payment_method",
+            param=param,
+        )
+
+
+def _method_param(payment_method_data: dict[str, Any] | None) -> str:
+    return "payment_method_data[type]" if payment_method_data else "payment_method"
 
 
 @batch.atomic
@@ -173,6 +195,9 @@ def payment_intent_create(
     pm = _payment_method_for(
         merchant, payment_method=payment_method, payment_method_data=payment_method_data, now=now
     )
+    types = _payment_method_types(payment_method_types, pm)
+    if pm is not None:
+        _check_allowed(types, pm, param=_method_param(payment_method_data))
     intent_id = ids.new_id("pi", now)
     intent = PaymentIntent(
         id=intent_id,
@@ -183,7 +208,7 @@ def payment_intent_create(
         capture_method=capture_method,
         customer=owner,
         payment_method=pm,
-        payment_method_types=payment_method_types or ["card"],
+        payment_method_types=types,
         description=description or "",
         metadata=merge_metadata({}, metadata),
         receipt_email=receipt_email or "",
@@ -252,6 +277,18 @@ def payment_intent_update(
             merchant=merchant, reference=payment_method, now=now
         )
         action = Action.ATTACH_METHOD
+    if "payment_method_types" in changes:
+        changes["payment_method_types"] = _payment_method_types(
+            changes["payment_method_types"], None
+        )
+    if "payment_method" in changes or "payment_method_types" in changes:
+        pm = changes.get("payment_method") or intent.payment_method
+        if pm is not None:
+            _check_allowed(
+                changes.get("payment_method_types", intent.payment_method_types),
+                pm,
+                param="payment_method" if payment_method else "payment_method_types",
+            )
     changes["metadata"] = merge_metadata(intent.metadata, metadata)
     if not (changes.keys() - {"metadata"}) and intent.status not in (
         Status.REQUIRES_PAYMENT_METHOD,
@@ -302,6 +339,7 @@ def payment_intent_confirm(
             code="payment_intent_unexpected_state",
             param="payment_method",
         )
+    _check_allowed(intent.payment_method_types, pm, param=_method_param(payment_method_data))
     if return_url:
         intent.return_url = return_url
     return _confirm(

@@ -9,6 +9,7 @@ event or log line ever holds them (DESIGN rule 5).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -130,48 +131,124 @@ def get_payment_method(
     return found
 
 
+# A VPA is `handle@provider` (NPCI): the handle letters, digits, `.`, `-`, `_`.
+_VPA = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,255}@[A-Za-z][A-Za-z0-9]{1,63}$")
+WALLET_TYPES = ("paylab_wallet", "apple_pay", "google_pay")
+
+
+def _details(data: Any, param: str, allowed: tuple[str, ...]) -> dict[str, str]:
+    """The sub-hash of a non-card method (`upi[vpa]`, `wallet[type]`), unknown keys refused."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InvalidRequestError(f"Invalid {param}: must be a hash.", param=param)
+    for key in data:
+        if key not in allowed:
+            raise InvalidRequestError(
+                f"Received unknown parameter: {param}[{key}].", param=f"{param}[{key}]"
+            )
+    return {key: str(value) for key, value in data.items() if value not in (None, "")}
+
+
+def _build_upi(data: Any, param: str) -> dict[str, str]:
+    details = _details(data, param, ("vpa",))
+    vpa = details.get("vpa", "")
+    if not vpa:
+        raise InvalidRequestError(
+            f"Missing required param: {param}[vpa].",
+            code="parameter_missing",
+            param=f"{param}[vpa]",
+        )
+    if not _VPA.match(vpa):
+        raise InvalidRequestError(
+            f"Invalid {param}[vpa]: a UPI VPA looks like name@bank "
+            "(test VPAs: success@paylab, failure@paylab, slow@paylab).",
+            param=f"{param}[vpa]",
+        )
+    return {"vpa": vpa.lower()}
+
+
+def _build_wallet(data: Any, param: str) -> dict[str, str]:
+    details = _details(data, param, ("type",))
+    kind = details.get("type", "paylab_wallet")
+    if kind not in WALLET_TYPES:
+        raise InvalidRequestError(
+            f"Invalid {param}[type]: must be one of {', '.join(WALLET_TYPES)}.",
+            param=f"{param}[type]",
+        )
+    return {"type": kind}
+
+
+def build_payment_method(
+    *,
+    merchant: Merchant,
+    type: str,
+    data: Any,
+    billing_details: dict[str, Any] | None = None,
+    metadata: dict[str, str] | None = None,
+    now: datetime,
+    prefix: str = "",
+) -> PaymentMethod:
+    """A payment method of `type` from its sub-hash `data` (`card`, `upi`,
+    `wallet`), not yet saved. `prefix` names where the request put it
+    (`payment_method_data`), so every error names the exact field."""
+    param = f"{prefix}[{type}]" if prefix else type
+    if type == PaymentMethod.Type.CARD:
+        if not data:
+            raise InvalidRequestError(
+                f"Missing required param: {param}.", code="parameter_missing", param=param
+            )
+        if isinstance(data, dict) and set(data) == {"token"}:
+            return build_from_token(
+                merchant=merchant, token=str(data["token"]), now=now, param=f"{param}[token]"
+            )
+        if not isinstance(data, dict):
+            raise InvalidRequestError(f"Invalid {param}: must be a hash.", param=param)
+        return build_card(
+            merchant=merchant,
+            card=data,
+            billing_details=billing_details,
+            metadata=metadata,
+            now=now,
+            param=param,
+        )
+    builders: dict[str, Callable[[Any, str], dict[str, str]]] = {
+        PaymentMethod.Type.UPI: _build_upi,
+        PaymentMethod.Type.WALLET: _build_wallet,
+    }
+    if type not in builders:
+        name = f"{prefix}[type]" if prefix else "type"
+        raise InvalidRequestError(f"Invalid {name}: must be one of card, upi, wallet.", param=name)
+    return PaymentMethod(
+        id=ids.new_id("pm", now),
+        merchant=merchant,
+        type=type,
+        details=builders[type](data, param),
+        billing_details=billing_details or {},
+        metadata=merge_metadata({}, metadata),
+        created=now,
+    )
+
+
 @transaction.atomic
 def payment_method_create(
     *,
     merchant: Merchant,
     type: str,
-    card: dict[str, Any] | None = None,
-    details: dict[str, Any] | None = None,
+    data: Any = None,
     billing_details: dict[str, Any] | None = None,
     metadata: dict[str, str] | None = None,
     now: datetime | None = None,
 ) -> PaymentMethod:
-    """Create a payment method (card, upi, wallet)."""
-    now = now or timezone.now()
-    if type == PaymentMethod.Type.CARD:
-        if not card:
-            raise InvalidRequestError(
-                "Missing required param: card.", code="parameter_missing", param="card"
-            )
-        if isinstance(card, dict) and set(card) == {"token"}:
-            pm = build_from_token(
-                merchant=merchant, token=str(card["token"]), now=now, param="card[token]"
-            )
-        else:
-            pm = build_card(
-                merchant=merchant,
-                card=card,
-                billing_details=billing_details,
-                metadata=metadata,
-                now=now,
-            )
-    elif type in (PaymentMethod.Type.UPI, PaymentMethod.Type.WALLET):
-        pm = PaymentMethod(
-            id=ids.new_id("pm", now),
-            merchant=merchant,
-            type=type,
-            details=details or {},
-            billing_details=billing_details or {},
-            metadata=merge_metadata({}, metadata),
-            created=now,
-        )
-    else:
-        raise InvalidRequestError("Invalid type: must be one of card, upi, wallet.", param="type")
+    """Create a payment method (card, upi, wallet) from its sub-hash `data`."""
+    pm = build_payment_method(
+        merchant=merchant,
+        type=type,
+        data=data,
+        billing_details=billing_details,
+        metadata=metadata,
+        now=now or timezone.now(),
+    )
     pm.save(force_insert=True)
     return pm
 

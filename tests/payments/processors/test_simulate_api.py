@@ -256,7 +256,7 @@ def test_upi_goes_processing_then_settles_through_the_task(
 ) -> None:
     # Given a UPI payment confirmed a minute ago (its settlement is due)
     merchant = merchant_a.merchant
-    pm = payment_methods.payment_method_create(merchant=merchant, type="upi", details={"vpa": vpa})
+    pm = payment_methods.payment_method_create(merchant=merchant, type="upi", data={"vpa": vpa})
     outcome = intents.payment_intent_create(
         merchant=merchant,
         amount=50_000,
@@ -284,7 +284,7 @@ def test_upi_goes_processing_then_settles_through_the_task(
 def test_a_slow_upi_payment_is_not_settled_before_it_is_due(merchant_a: MerchantWithKey) -> None:
     merchant = merchant_a.merchant
     pm = payment_methods.payment_method_create(
-        merchant=merchant, type="upi", details={"vpa": "slow@paylab"}
+        merchant=merchant, type="upi", data={"vpa": "slow@paylab"}
     )
     outcome = intents.payment_intent_create(
         merchant=merchant, amount=50_000, currency="inr", payment_method=pm.id, confirm=True
@@ -297,7 +297,7 @@ def test_a_slow_upi_payment_is_not_settled_before_it_is_due(merchant_a: Merchant
 def test_a_wallet_payment_settles_synchronously(merchant_a: MerchantWithKey) -> None:
     merchant = merchant_a.merchant
     pm = payment_methods.payment_method_create(
-        merchant=merchant, type="wallet", details={"type": "paylab_wallet"}
+        merchant=merchant, type="wallet", data={"type": "paylab_wallet"}
     )
     outcome = intents.payment_intent_create(
         merchant=merchant, amount=1_500, currency="usd", payment_method=pm.id, confirm=True
