@@ -6,7 +6,9 @@ per state change. It asks the state machine for the new status (raising the
 is written), applies the field changes, bumps the version, saves the
 projection and appends the events — the first one carrying the status
 change and the delta of the projected amounts, which is what
-`payments.services.rebuild` folds to recompute the payment.
+`payments.services.rebuild` folds to recompute the payment. Whatever sets
+the payment method also sets the intent's card columns (`set_card`), which
+the explorer searches.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from payments import presenters
 from payments.errors import missing, unexpected_state
-from payments.models import PaymentIntent
+from payments.models import PaymentIntent, PaymentMethod
 from payments.services import batch
 from payments.services.records import NewEvent, append_events
 from payments.state_machine import Action, IllegalTransition, next_status
@@ -101,6 +103,8 @@ def transition(
     old_status = intent.status
     for name, value in (changes or {}).items():
         setattr(intent, name, value)
+    if changes and changes.get("payment_method") is not None:
+        set_card(intent)
     intent.status = new_status
     intent.version += 1
     intent.updated = now
@@ -121,9 +125,25 @@ def record_creation(intent: PaymentIntent, *, now: datetime, emits: Sequence[Emi
     The events are numbered before the row is inserted, so the row goes in
     with its final `event_sequence` (no second UPDATE); the foreign keys
     from the events are checked at commit (Django's are deferrable)."""
+    set_card(intent)
     delta = {name: getattr(intent, name) for name in PROJECTED_AMOUNTS if getattr(intent, name)}
     _append(intent, emits, now=now, from_status="", delta=delta)
     batch.insert([intent])
+
+
+def set_card(intent: PaymentIntent) -> None:
+    """Copy the card of the intent's payment method onto `card_brand` /
+    `card_last4` (blank for a non-card method). Without a payment method
+    they are kept: a failed confirmation clears `payment_method` (as
+    Stripe does), and the explorer still finds the payment by the card it
+    last tried. Called by `transition` and `record_creation`, the only
+    writers of `payment_method`, so the columns cannot lag it."""
+    pm = intent.payment_method
+    if pm is None:
+        return
+    is_card = pm.type == PaymentMethod.Type.CARD
+    intent.card_brand = pm.brand if is_card else ""
+    intent.card_last4 = pm.last4 if is_card else ""
 
 
 def record_without_transition(

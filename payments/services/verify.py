@@ -7,6 +7,7 @@ against what is stored.
   agree with its entries;
 - every merchant balance equals what its payments say it should be;
 - no idempotency key produced two objects;
+- every payment's card columns agree with the payment methods it points at;
 - no stored text holds a full card number.
 
 Later concerns (webhook delivery, rollups) add checks with `register`.
@@ -21,8 +22,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Q, Sum, TextField
-from django.db.models.functions import Cast
+from django.db.models import Case, CharField, Count, F, Q, Sum, TextField, Value, When
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Coalesce
 
 from payments import cards
 from payments.models import (
@@ -115,6 +117,67 @@ def check_rebuild(report: Report) -> None:
             report.checked["payments"] += 1
             for problem in rebuild_differences(intent, by_intent.get(intent.pk, [])):
                 report.fail(f"payment {intent.pk}: {problem}")
+
+
+def expected_card(prefix: str) -> Case:
+    """The card the write path keeps on an intent (`transition.set_card`),
+    from what it points at: its payment method; without one (cleared by a
+    failed confirmation) the method of the failed attempt in
+    `last_payment_error`; without that, its latest charge's method. `prefix`
+    is `brand` or `last4`; blank for a non-card method or none."""
+    blank = Value("")
+    return Case(
+        When(
+            payment_method__isnull=False,
+            then=Case(
+                When(payment_method__type="card", then=F(f"payment_method__{prefix}")),
+                default=blank,
+                output_field=CharField(),
+            ),
+        ),
+        When(
+            last_payment_error__payment_method__id__isnull=False,
+            then=Case(
+                When(
+                    last_payment_error__payment_method__type="card",
+                    then=Coalesce(
+                        KT(f"last_payment_error__payment_method__card__{prefix}"),
+                        blank,
+                        output_field=CharField(),
+                    ),
+                ),
+                default=blank,
+                output_field=CharField(),
+            ),
+        ),
+        When(
+            latest_charge__payment_method__type="card",
+            then=F(f"latest_charge__payment_method__{prefix}"),
+        ),
+        default=blank,
+        output_field=CharField(),
+    )
+
+
+@register("payments' card columns match their payment methods")
+def check_cards(report: Report) -> None:
+    """One set-based query (joins, no per-row work in Python): the
+    explorer's brand filter and last4 search read `card_brand` /
+    `card_last4`, so a copy that drifted from the payment methods would
+    hide a payment from the operator looking for its card."""
+    drifted = (
+        PaymentIntent.objects.annotate(
+            expected_brand=expected_card("brand"), expected_last4=expected_card("last4")
+        )
+        .exclude(card_brand=F("expected_brand"), card_last4=F("expected_last4"))
+        .order_by()
+        .values_list("pk", "card_brand", "card_last4", "expected_brand", "expected_last4")
+    )
+    for pk, brand, last4, want_brand, want_last4 in drifted.iterator(chunk_size=CHUNK):
+        report.fail(
+            f"payment {pk}: card {brand or '-'} {last4 or '-'}, "
+            f"its payment methods say {want_brand or '-'} {want_last4 or '-'}"
+        )
 
 
 @register("ledger transactions balance")

@@ -185,3 +185,33 @@ def test_verify_passes_when_only_metadata_changed_through_the_services(
     # Then every payment still equals its rebuild
     assert "verify: OK" in _verify()
     assert PaymentIntent.objects.get(pk=mix["paid"].pk).metadata == {"order": "42"}
+
+
+@pytest.mark.parametrize("kind", ["paid", "declined"])
+def test_verify_fails_when_a_payments_card_last4_is_tampered(
+    merchant: Merchant, mix: dict[str, PaymentIntent], kind: str
+) -> None:
+    # Given a payment whose card column no longer matches its card: a paid
+    # one (read from its payment method) or a declined one (whose payment
+    # method was cleared: read from its failed attempt)
+    intent = (
+        mix["paid"]
+        if kind == "paid"
+        else PaymentIntent.objects.get(merchant=merchant, card_last4="0002")
+    )
+    PaymentIntent.objects.filter(pk=intent.pk).update(card_last4="1111")
+
+    _, output = _verify_fails()
+
+    want = "4242" if kind == "paid" else "0002"
+    assert f"payment {intent.pk}: card visa 1111, its payment methods say visa {want}" in output
+
+
+def test_verify_passes_on_the_card_columns_of_a_mix_of_payments(
+    mix: dict[str, PaymentIntent],
+) -> None:
+    # The mix's declined payment (no payment method) and 3-D Secure payment
+    # (requires_action) carry their cards too.
+    assert PaymentIntent.objects.filter(card_last4="0002", payment_method=None).exists()
+    assert PaymentIntent.objects.exclude(card_last4="").count() == PaymentIntent.objects.count()
+    assert "verify: OK" in _verify()

@@ -28,6 +28,18 @@ def test_seeding_2000_payments_leaves_verify_passing() -> None:
     assert report.checked["payments"] == 2000
 
 
+def test_seeded_payments_carry_the_card_they_tried_declined_ones_too() -> None:
+    call_command("seed", payments=300, days=30, merchants=1, seed=3, batch=100)
+
+    declined = PaymentIntent.objects.filter(payment_method=None, status="requires_payment_method")
+    assert declined.exists()
+    # The bulk path writes the columns the services wrote when the shape
+    # was recorded: the card of every payment, the declined ones included.
+    assert not PaymentIntent.objects.filter(card_last4="").exists()
+    assert not declined.filter(card_brand="").exists()
+    assert verify.run().violations == []
+
+
 def test_a_shape_holds_the_outbox_rows_only_when_asked() -> None:
     # given a merchant, when the same shape is recorded with and without them
     merchant = seeding.merchants_for_seed(1)[0]
