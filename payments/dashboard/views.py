@@ -139,7 +139,8 @@ CSV_COLUMNS = (
 
 
 def _csv_row(intent: PaymentIntent) -> list[Any]:
-    pm = intent.payment_method
+    # The card last tried (as the brand filter and last4 search read it),
+    # also for a declined payment, whose payment method is cleared.
     return [
         intent.id,
         intent.created.isoformat(),
@@ -152,8 +153,8 @@ def _csv_row(intent: PaymentIntent) -> list[Any]:
         intent.amount_refunded,
         intent.capture_method,
         intent.processor,
-        pm.brand if pm else "",
-        pm.last4 if pm else "",
+        intent.card_brand,
+        intent.card_last4,
         intent.customer.email if intent.customer else "",
         intent.description,
     ]

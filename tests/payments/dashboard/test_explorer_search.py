@@ -185,10 +185,10 @@ def test_each_search_kind_is_answered_from_its_index(
         for text in ("order:A-42", "A-42"):
             metadata = plan(PaymentSearch(scope=scope, search=text))
             assert "pi_metadata" in metadata, metadata
+        # The intent's own card: the last4's (created, id) range.
         last4 = plan(PaymentSearch(scope=scope, search="4444"))
-        assert "pm_last4" in last4, last4
-        # A last4 nearly every payment shares: walk (created, id), stop at a page.
-        assert "pm_last4" not in plan(PaymentSearch(scope=scope, search="4242"))
+        assert "pi_card_last4" in last4, last4
+        assert "pi_card_last4" in plan(PaymentSearch(scope=scope, search="0002"))
     assert "customer_email_upper" in Customer.objects.filter(email__iexact="ALICE@x").explain()
     assert [row.id for row in selectors.payment_search(PaymentSearch(search="4444")).rows] == [
         rare.id
