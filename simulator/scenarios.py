@@ -57,12 +57,21 @@ OUTCOME_CARDS = {
 }
 OUTCOMES = ("success", *OUTCOME_CARDS)
 
+# UPI and wallets (payment_method_data). A UPI payment is in INR, goes
+# `processing` and settles seconds later by its test VPA: every outcome but
+# success becomes the failing VPA. A wallet has no test answers: it succeeds.
+METHODS = ("card", "upi", "wallet")
+UPI_SUCCESS_VPA = "success@paylab"
+UPI_FAILURE_VPA = "failure@paylab"
+UPI_SETTLE_SECONDS = 3.0
+
 DEFAULTS: Params = {
     "rate": 20.0,  # payments per second (the base rate of a profile)
     "duration": 60.0,  # seconds; ignored when `count` is set
     "count": None,  # payments in total, instead of a duration
     "merchants": [],  # slugs; empty: the run's merchant only
     "currencies": {"usd": 70, "eur": 20, "gbp": 10},
+    "methods": {"card": 94, "wallet": 4, "upi": 2},
     "brands": {"visa": 55, "mastercard": 30, "amex": 8, "discover": 4, "jcb": 3},
     "outcomes": {
         "success": 90.0,
@@ -115,7 +124,7 @@ NUMBER_PARAMS = (
     "conflict_share",
 )
 INT_PARAMS = ("count", "customer_pool", "slices", "seed", "amount_median")
-MIX_PARAMS = ("currencies", "brands", "outcomes")
+MIX_PARAMS = ("currencies", "methods", "brands", "outcomes")
 RANGE_PARAMS = ("capture_delay", "refund_delay", "three_ds_delay", "dispute_close_delay")
 MAX_RATE = 5000.0
 MAX_DURATION = 24 * 3600.0
@@ -422,6 +431,7 @@ class Operation:
     merchant_index: int
     amount: int
     currency: str
+    # The `pm_card_*` test card; for UPI the test VPA, for a wallet its type.
     card: str
     outcome: str
     manual: bool
@@ -431,6 +441,7 @@ class Operation:
     duplicate_of: int | None = None
     # Reuse that key with other parameters: an idempotency_error.
     conflict: bool = False
+    method: str = "card"
 
 
 def _pick(rng: random.Random, mix: dict[str, float]) -> str:
@@ -468,13 +479,25 @@ def plan_operation(params: Params, index: int, *, at: float, slices: int) -> Ope
     card = (
         BRAND_CARDS.get(brand, "pm_card_visa") if outcome == "success" else OUTCOME_CARDS[outcome]
     )
+    # Drawn from a stream of its own, so card-only traffic keeps the
+    # sequence it had before methods were mixed in.
+    method = _pick(
+        rng_for(int(params["seed"]), index, "method"), params.get("methods") or {"card": 1}
+    )
+    if method == "upi":
+        currency = "inr"
+        outcome = "success" if outcome == "success" else "upi_failure"
+        card = UPI_SUCCESS_VPA if outcome == "success" else UPI_FAILURE_VPA
+    elif method == "wallet":
+        outcome, card = "success", "paylab_wallet"
     median = _scaled(currency, int(params["amount_median"]))
     # The log-normal spread is drawn as a float, then applied as an integer
     # factor in millionths: the amount itself stays integer minor units.
     factor = round(math.exp(rng.gauss(0.0, float(params["amount_spread"]))) * 1_000_000)
     amount = median * factor // 1_000_000
     amount = max(money.minimum_amount(currency) * 2, min(amount, 9_999_999))
-    manual = rng.random() < float(params["manual_capture_share"])
+    # A UPI payment is never manually captured (it settles on its own).
+    manual = rng.random() < float(params["manual_capture_share"]) and method != "upi"
     customer_index = None
     pool = int(params.get("customer_pool") or 0)
     if pool and rng.random() < float(params["customer_share"]):
@@ -500,6 +523,8 @@ def plan_operation(params: Params, index: int, *, at: float, slices: int) -> Ope
         partial = rng.random() < float(params["partial_refund_share"])
         fraction = rng.uniform(0.1, 0.9) if partial else 1.0
         delay = capture_at + _between(rng, params["refund_delay"])
+        if method == "upi":
+            delay += UPI_SETTLE_SECONDS  # refundable once settled
         follow_ups.append(FollowUpPlan("refund", delay, {"fraction": round(fraction, 4)}))
     if outcome == "dispute" and rng.random() < float(params["dispute_close_probability"]):
         won = rng.random() < float(params["dispute_win_share"])
@@ -526,6 +551,7 @@ def plan_operation(params: Params, index: int, *, at: float, slices: int) -> Ope
         follow_ups=tuple(follow_ups),
         duplicate_of=duplicate_of,
         conflict=conflict,
+        method=method,
     )
 
 

@@ -148,6 +148,7 @@ def validate_params(scenario_name: str, overrides: dict[str, Any]) -> dict[str, 
             raise InvalidRequestError(
                 f"Invalid currency: {currency}.", param=f"currencies[{currency}]"
             ) from None
+    params["methods"] = _mix("methods", params["methods"], scenarios.METHODS)
     params["brands"] = _mix("brands", params["brands"], tuple(scenarios.BRAND_CARDS))
     params["outcomes"] = _mix("outcomes", params["outcomes"], scenarios.OUTCOMES)
     for name in scenarios.RANGE_PARAMS:
@@ -357,7 +358,7 @@ def request_params(ctx: _Context, op: scenarios.Operation) -> dict[str, Any]:
     params: dict[str, Any] = {
         "amount": op.amount,
         "currency": op.currency,
-        "payment_method": op.card,
+        **_payment_method_param(op),
         "confirm": True,
         "capture_method": "manual" if op.manual else "automatic_async",
         "metadata": {"simulation_run": ctx.run.id, "simulation_op": str(op.index)},
@@ -365,6 +366,14 @@ def request_params(ctx: _Context, op: scenarios.Operation) -> dict[str, Any]:
     if op.customer_index is not None and ctx.customers:
         params["customer"] = ctx.customers[op.customer_index % len(ctx.customers)]
     return params
+
+
+def _payment_method_param(op: scenarios.Operation) -> dict[str, Any]:
+    if op.method == "upi":
+        return {"payment_method_data": {"type": "upi", "upi": {"vpa": op.card}}}
+    if op.method == "wallet":
+        return {"payment_method_data": {"type": "wallet", "wallet": {"type": op.card}}}
+    return {"payment_method": op.card}
 
 
 def _status_of(body: dict[str, Any]) -> tuple[str, str]:
@@ -402,7 +411,8 @@ def _create(ctx: _Context, op: scenarios.Operation, batch: _Batch, due: float) -
             merchant=merchant,
             amount=params["amount"],
             currency=params["currency"],
-            payment_method=params["payment_method"],
+            payment_method=params.get("payment_method"),
+            payment_method_data=params.get("payment_method_data"),
             confirm=True,
             capture_method=params["capture_method"],
             customer=params.get("customer"),

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from config.errors import InvalidRequestError
 from payments.models import IdempotencyKey, PaymentIntent
 from payments.services import processors, verify
 from simulator import scenarios, selectors, services
@@ -232,6 +233,46 @@ def test_every_scenario_runs_and_leaves_verify_passing(
     made = len(_payments(run.id))
     assert made == progress.counters["created"] > 0
     _assert_verify_passes()
+
+
+def test_a_run_mixes_upi_and_wallet_payments_through_payment_method_data(
+    merchant_a: MerchantWithKey,
+) -> None:
+    run = run_now(
+        merchant_a.merchant,
+        "steady",
+        rate=30,
+        duration=2,
+        seed=3,
+        methods={"upi": 1, "wallet": 1},
+        refund_probability=0,
+    )
+
+    payments = _payments(run.id)
+    methods = {p.payment_method_types[0] for p in payments}
+    assert methods == {"upi", "wallet"}
+    upi = [p for p in payments if p.payment_method_types == ["upi"]]
+    wallet = [p for p in payments if p.payment_method_types == ["wallet"]]
+    # UPI answers `processing` (it settles later); wallets succeed at once.
+    assert {p.status for p in upi} == {"processing"}
+    assert {p.currency for p in upi} == {"inr"}
+    assert all(p.status in ("succeeded", "requires_capture") for p in wallet)
+    counters = selectors.progress(run).counters
+    assert counters["processing"] == len(upi)
+    assert counters["succeeded"] + counters["requires_capture"] == len(wallet)
+    _assert_verify_passes()
+
+
+def test_an_unknown_method_in_the_mix_is_refused(merchant_a: MerchantWithKey) -> None:
+    with pytest.raises(InvalidRequestError) as refused:
+        services.simulation_run_create(
+            merchant=merchant_a.merchant,
+            scenario="steady",
+            params={"methods": {"card": 1, "sepa": 1}},
+            enqueue=False,
+        )
+
+    assert refused.value.param == "methods[sepa]"
 
 
 def test_duplicate_storm_replays_instead_of_creating_twice(merchant_a: MerchantWithKey) -> None:

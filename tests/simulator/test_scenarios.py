@@ -57,3 +57,47 @@ def test_every_scenario_is_documented(name: str) -> None:
 
     docs = (Path(__file__).parents[2] / "docs" / "simulator.md").read_text()
     assert f"`{name}`" in docs
+
+
+def test_the_method_mix_draws_from_its_own_stream() -> None:
+    # Card-only traffic plans the same cards, amounts and outcomes whatever
+    # the method weights of the other methods would have been.
+    cards = [
+        scenarios.plan_operation(_params(methods={"card": 1}), i, at=0, slices=1)
+        for i in range(300)
+    ]
+    mixed = [
+        scenarios.plan_operation(
+            _params(methods={"card": 90, "upi": 5, "wallet": 5}), i, at=0, slices=1
+        )
+        for i in range(300)
+    ]
+
+    same = [(a, b) for a, b in zip(cards, mixed, strict=True) if b.method == "card"]
+    assert 240 < len(same) < 300
+    assert all(a == b for a, b in same)
+
+
+def test_upi_operations_are_inr_by_test_vpa_and_never_manual() -> None:
+    params = _params(methods={"upi": 1}, manual_capture_share=1.0, refund_probability=1.0)
+    ops = [scenarios.plan_operation(params, i, at=0, slices=1) for i in range(200)]
+
+    assert {op.currency for op in ops} == {"inr"}
+    assert {op.method for op in ops} == {"upi"}
+    assert not any(op.manual for op in ops)
+    assert {(op.outcome, op.card) for op in ops} == {
+        ("success", scenarios.UPI_SUCCESS_VPA),
+        ("upi_failure", scenarios.UPI_FAILURE_VPA),
+    }
+    # A refund waits for the settlement.
+    refunds = [f for op in ops for f in op.follow_ups if f.kind == "refund"]
+    assert refunds and min(f.delay for f in refunds) >= scenarios.UPI_SETTLE_SECONDS
+
+
+def test_wallet_operations_succeed() -> None:
+    params = _params(methods={"wallet": 1})
+    ops = [scenarios.plan_operation(params, i, at=0, slices=1) for i in range(100)]
+
+    assert {(op.method, op.outcome, op.card) for op in ops} == {
+        ("wallet", "success", "paylab_wallet")
+    }
