@@ -27,10 +27,20 @@ payments.services.outbox for why ids are not): the consumer joins its groups
 log read or queued behind it, and what was already sent is dropped (see
 `_FeedConsumer._fresh`). Live messages can be repeated by a relay that died
 mid-batch (at least once); the same rule drops those.
+
+Pushes reach a feed through its process's hub (payments.fanout), not a
+channel of its own: the hub receives each push once per process and
+`offer`s it to every local feed of its group, which queues it for its own
+task (`_drain`). A feed whose queue outgrows `MAX_PENDING_EVENTS` — its
+socket takes frames slower than they come — is closed with
+`CLOSE_FELL_BEHIND`; the page reconnects with its last event id and the
+log fills the gap (docs/events.md, "Hub").
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -43,23 +53,33 @@ from django.db.models import Max, TextField
 from django.db.models.functions import Cast
 
 from accounts import roles
+from payments import fanout
 from payments.models import OutboxMessage, PaymentIntent
 from payments.relay import ensure_embedded_relay
 from payments.services.outbox import (
     ALL_GROUP,
     EVENT_COLUMNS,
-    PUSH_TYPE,
     event_items,
     merchant_group,
     payment_group,
     reading_published,
 )
 
+log = logging.getLogger(__name__)
+
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_BAD_CURSOR = 4409
+# Not a refusal (not 44xx): the page reconnects with its last event id.
+CLOSE_FELL_BEHIND = 4503
 REPLAY_CHUNK = 500
+# Events a feed may have queued and not yet sent (payments.fanout hands it
+# every push at once; its own task sends them). Ten relay batches: a page
+# that lags by more is closed and resumes from the log rather than holding
+# the frames in memory (the frames are shared with the other feeds until
+# they have sent them, then held for this one alone).
+MAX_PENDING_EVENTS = 2_000
 
 
 # A pushed message's batch frame, once joined (see `_FeedConsumer._send`),
@@ -89,8 +109,8 @@ class _Summary:
 
     @classmethod
     def of_message(cls, message: dict[str, Any]) -> _Summary:
-        """Once per message per process: the channel layer hands the same
-        message object to every consumer of the process in the group."""
+        """Once per message per process: the hub (payments.fanout) hands the
+        same message object to every feed of the process in the group."""
         summary: _Summary | None = message.get(_SUMMARY)
         if summary is None:
             summary = message[_SUMMARY] = cls.of(message["items"])
@@ -104,6 +124,10 @@ def _batch_frame(items: list[dict[str, Any]]) -> str:
 class _FeedConsumer(AsyncJsonWebsocketConsumer):
     """Shared: groups, replay after a cursor, dropping what was already sent."""
 
+    # No channel-layer channel per feed: an alias that names no layer makes
+    # Channels skip it; the hub (payments.fanout) receives for the process.
+    channel_layer_alias = "paylab.feeds-receive-through-the-hub"
+
     groups_joined: list[str]
     # Which log rows the replay may read: a filter on OutboxMessage.
     scope_filter: dict[str, Any]
@@ -116,6 +140,19 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
     # The highest position sent (or known to precede this connection).
     top: int
     batch: bool
+    # Pushes offered by the hub, not yet handled (`offer`, `_drain`), and
+    # how many events they hold.
+    inbox: deque[dict[str, Any]]
+    pending: int
+    drainer: asyncio.Task[None] | None
+    # `start` is done: pushes are sent as they come (before, they wait).
+    live: bool
+    # The inbox overflowed during `start`: read the log again before going live.
+    missed: bool
+    closing: bool
+    # Closing a feed that fell behind (a task: `offer` must not wait).
+    closer: asyncio.Task[None] | None
+    hub: fanout.Hub
 
     def query(self, name: str) -> str | None:
         values = parse_qs(self.scope.get("query_string", b"").decode()).get(name)
@@ -127,6 +164,10 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
         self.floor = self.top = 0
         self.recent_ids = set()
         self.recent = deque()
+        self.inbox = deque()
+        self.pending = 0
+        self.drainer = self.closer = None
+        self.live = self.missed = self.closing = False
         # More than one relay batch (see `_fresh`).
         self.memory = settings.PAYLAB_RELAY_BATCH + 64
         self.batch = self.query("batch") == "1"
@@ -137,18 +178,77 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
             if cursor is None:
                 await self.close(code=CLOSE_BAD_CURSOR)
                 return
-        # Join first, read the log second: see the module docstring.
-        for group in groups:
-            await self.channel_layer.group_add(group, self.channel_name)
-            self.groups_joined.append(group)
-        ensure_embedded_relay()
-        await self.accept()
-        if cursor is not None:
-            self.floor = cursor + 1
-            self.top = cursor
-            await self._catch_up()
-        else:
-            self.top = await self._top_position()
+        # Join first, read the log second: see the module docstring. Pushes
+        # offered meanwhile wait in the inbox until the log is read.
+        self.hub = fanout.hub()
+        try:
+            for group in groups:
+                self.groups_joined.append(group)
+                await self.hub.subscribe(group, self)
+            ensure_embedded_relay()
+            await self.accept()
+            if cursor is not None:
+                self.floor = cursor + 1
+                self.top = cursor
+                await self._catch_up()
+            else:
+                self.top = await self._top_position()
+            while self.missed:
+                # What the overflowing inbox let go is in the log by now.
+                self.missed = False
+                await self._catch_up()
+        except BaseException:
+            # The consumer ends without `disconnect`: leave the hub's groups
+            # (a subscriber left behind would keep its group joined).
+            await self._leave()
+            raise
+        self.live = True
+        self._wake()
+
+    def offer(self, message: dict[str, Any]) -> None:
+        """The hub's hand-over (payments.fanout): queue, never wait — the
+        hub offers the same push to every feed of the process in turn."""
+        if self.closing:
+            return
+        size = len(message["items"])
+        if self.pending + size > MAX_PENDING_EVENTS:
+            self.inbox.clear()
+            self.pending = 0
+            if not self.live:
+                self.missed = True
+                return
+            # It falls behind: the page resumes from the log with its cursor.
+            self.closing = True
+            self.closer = asyncio.get_running_loop().create_task(self._close_behind())
+            return
+        self.inbox.append(message)
+        self.pending += size
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.live and self.inbox and self.drainer is None:
+            self.drainer = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        """Handle the queued pushes in order, in this feed's own task: a
+        send that waits (a server holding back a slow socket's frames), or
+        a gap read from the log, holds back this feed only."""
+        try:
+            while self.inbox and not self.closing:
+                message = self.inbox.popleft()
+                self.pending -= len(message["items"])
+                await self.events_push(message)
+        except Exception:
+            log.exception("live feed: a push failed; closing so that the page resumes")
+            self.closing = True
+            await self._close_behind()
+        finally:
+            self.drainer = None
+
+    async def _close_behind(self) -> None:
+        self.inbox.clear()
+        self.pending = 0
+        await self.close(code=CLOSE_FELL_BEHIND)
 
     async def _catch_up(self) -> None:
         """Send, from the log, what was published in scope after `top`."""
@@ -246,8 +346,8 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
         one `{"type": "batch", "frames": [...]}` frame for several (each
         websocket message costs daphne far more than its bytes do).
 
-        `message`, the pushed channel-layer message: the layer hands the one
-        object to every consumer of this process in the group, so the batch
+        `message`, the pushed channel-layer message: the hub hands the one
+        object to every feed of this process in the group, so the batch
         frame of a client that lacks every item — the usual case — is
         joined once per process, kept on it, and sent by all as is."""
         fresh = self._fresh(items, _Summary.of_message(message) if message is not None else None)
@@ -270,22 +370,17 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
             await self._catch_up()
         await self._send(message["items"], message)
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        """Channels closes stale database connections before every handler,
-        through a hop to its one thread-sensitive executor thread. A push
-        touches no database (database_sync_to_async does that hop itself for
-        the reads at connect), and under fan-out that hop, per message per
-        client, serialised every daphne client behind one thread: 100 staff
-        feeds at 20 payments/s fell seconds behind with daphne mostly idle
-        (docs/benchmarks.md, "Events")."""
-        if message["type"] == PUSH_TYPE:
-            await self.events_push(message)
-            return
-        await super().dispatch(message)
-
     async def disconnect(self, code: int) -> None:
+        self.closing = True
+        drainer = getattr(self, "drainer", None)
+        if drainer is not None and drainer is not asyncio.current_task():
+            drainer.cancel()
+        await self._leave()
+
+    async def _leave(self) -> None:
         for group in getattr(self, "groups_joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
+            await self.hub.unsubscribe(group, self)
+        self.groups_joined = []
 
 
 class EventFeedConsumer(_FeedConsumer):

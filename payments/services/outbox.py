@@ -353,7 +353,14 @@ def _push(items: list[dict[str, Any]]) -> None:
 
     with _last_pushed_lock:
         messages: dict[str, dict[str, Any]] = {
-            group: {"type": PUSH_TYPE, "items": batch, "prev": _last_pushed.get(group)}
+            # `group`: a process's one hub (payments.fanout) is in many
+            # groups and routes each message to that group's feeds.
+            group: {
+                "type": PUSH_TYPE,
+                "group": group,
+                "items": batch,
+                "prev": _last_pushed.get(group),
+            }
             for group, batch in batches.items()
         }
 

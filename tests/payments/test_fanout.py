@@ -1,0 +1,175 @@
+"""The per-process hub (payments.fanout): one channel-layer channel per
+process, feeds served from it, and a feed that falls behind closed without
+holding back the others."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import override_settings
+
+from accounts.models import User
+from config.asgi import application
+from payments import consumers, fanout
+from payments.services import outbox
+from tests.conftest import MerchantWithKey
+from tests.payments.test_consumers import (
+    _cookie,
+    _members,
+    connect,
+    pay,
+    publish,
+    received_ids,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def relay_driven_by_the_test() -> Iterator[None]:
+    with override_settings(PAYLAB_RELAY_IN_WEB=False):
+        yield
+
+
+async def test_two_feeds_of_one_process_share_one_channel_and_each_get_every_push_once(
+    viewer_user: User, merchant_a: MerchantWithKey
+) -> None:
+    # given two staff feeds in this process
+    one, connected_one, _ = await connect("/ws/events/", viewer_user)
+    two, connected_two, _ = await connect("/ws/events/", viewer_user)
+    assert connected_one and connected_two
+
+    # then the channel layer has one member in the group: this process's hub
+    assert await _members(outbox.ALL_GROUP) == [fanout.hub().channel]
+    assert fanout.hub().subscribers(outbox.ALL_GROUP) == 2
+
+    # when two payments go out, in two relay batches
+    _, first = await pay(merchant_a.merchant)
+    await publish()
+    _, second = await pay(merchant_a.merchant)
+    await publish()
+
+    # then each feed gets every event once, in order
+    assert await received_ids(one, 6) == first + second
+    assert await received_ids(two, 6) == first + second
+    assert await one.receive_nothing(timeout=0.3)
+    assert await two.receive_nothing(timeout=0.3)
+    await one.disconnect()
+    await two.disconnect()
+
+
+async def test_the_last_feed_leaving_a_group_discards_it(
+    viewer_user: User, viewer_a: User, merchant_a: MerchantWithKey
+) -> None:
+    # given two feeds on a merchant's group and one on every merchant
+    merchant_group = outbox.merchant_group(merchant_a.merchant.pk)
+    staff, _, _ = await connect("/ws/events/", viewer_user)
+    one, _, _ = await connect("/ws/events/", viewer_a)
+    two, _, _ = await connect("/ws/events/", viewer_a)
+    hub_channel = fanout.hub().channel
+
+    # when one merchant feed leaves, the hub stays in the group
+    await one.disconnect()
+    assert await _members(merchant_group) == [hub_channel]
+
+    # when the other leaves too, the group is discarded (the other group stays)
+    await two.disconnect()
+    assert await _members(merchant_group) == []
+    assert await _members(outbox.ALL_GROUP) == [hub_channel]
+
+    # and a feed joining again is served
+    again, connected, _ = await connect("/ws/events/", viewer_a)
+    assert connected
+    assert await _members(merchant_group) == [hub_channel]
+    _, events = await pay(merchant_a.merchant)
+    await publish()
+    assert await received_ids(again, len(events)) == events
+    assert await received_ids(staff, len(events)) == events
+    await again.disconnect()
+    await staff.disconnect()
+    assert await _members(outbox.ALL_GROUP) == []
+
+
+def _held_back(gate: asyncio.Event) -> Any:
+    """The ASGI app behind a socket that takes no frames until `gate` opens:
+    its server's send waits (as a server that holds back a slow client's
+    frames does) — the close frame excepted."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def held_send(message: dict[str, Any]) -> None:
+            if message["type"] == "websocket.send":
+                await gate.wait()
+            await send(message)
+
+        await application(scope, receive, held_send)
+
+    return app
+
+
+async def _connect_held_back(path: str, user: User, gate: asyncio.Event) -> WebsocketCommunicator:
+    cookie = await database_sync_to_async(_cookie)(user)
+    headers = [
+        (b"origin", b"http://localhost"),
+        (b"host", b"localhost"),
+        (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()),
+    ]
+    communicator = WebsocketCommunicator(_held_back(gate), path, headers=headers)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def test_a_feed_that_falls_behind_is_closed_without_delaying_the_others_and_resumes(
+    viewer_a: User, merchant_a: MerchantWithKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a feed whose socket took one payment's events, then stopped taking frames,
+    # next to a feed that keeps up (a feed may queue 4 events here)
+    monkeypatch.setattr(consumers, "MAX_PENDING_EVENTS", 4)
+    gate = asyncio.Event()
+    gate.set()
+    slow = await _connect_held_back("/ws/events/", viewer_a, gate)
+    fast, connected, _ = await connect("/ws/events/", viewer_a)
+    assert connected
+    _, seen = await pay(merchant_a.merchant)
+    await publish()
+    assert await received_ids(slow, len(seen)) == seen
+    assert await received_ids(fast, len(seen)) == seen
+    gate.clear()
+
+    # when three payments go out, one relay batch each (3 events a batch:
+    # the slow feed waits on the first, queues the second, and the third
+    # is more than it may queue)
+    missed: list[str] = []
+    for _ in range(3):
+        _, events = await pay(merchant_a.merchant)
+        await publish()
+        missed += events
+
+    # then the other feed got every event, while the slow one's send still waits
+    assert await received_ids(fast, len(missed)) == missed
+    assert not gate.is_set()
+    # and the slow one is closed with the code that makes the page resume
+    assert await slow.receive_output(timeout=5) == {
+        "type": "websocket.close",
+        "code": consumers.CLOSE_FELL_BEHIND,
+    }
+    await slow.disconnect()
+
+    # when the page reconnects with the last event id it saw, then a payment goes out
+    again, connected, _ = await connect(f"/ws/events/?last_event_id={seen[-1]}", viewer_a)
+    assert connected
+    _, live = await pay(merchant_a.merchant)
+    await publish()
+
+    # then it gets what it missed from the log, then live events: each once
+    assert await received_ids(again, len(missed) + len(live)) == missed + live
+    assert await again.receive_nothing(timeout=0.3)
+    assert await received_ids(fast, len(live)) == live
+    await again.disconnect()
+    await fast.disconnect()
