@@ -220,6 +220,21 @@ class Stack:
                 total += proc_cpu_seconds(process.pid)
         return total
 
+    def redis_stats(self) -> dict[str, int]:
+        """The script's own Redis server's counters (INFO): the pipeline's
+        traffic and commands, nothing else uses that server."""
+        import redis
+
+        client = redis.Redis(port=self.redis_port)
+        info = {**client.info("stats"), **client.info("cpu")}
+        client.close()
+        return {
+            "in_bytes": int(info["total_net_input_bytes"]),
+            "out_bytes": int(info["total_net_output_bytes"]),
+            "commands": int(info["total_commands_processed"]),
+            "cpu_us": int((info["used_cpu_sys"] + info["used_cpu_user"]) * 1e6),
+        }
+
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.send_signal(signal.SIGTERM)
@@ -471,6 +486,7 @@ async def latency(args: argparse.Namespace, stack: Stack, cast: dict[str, Any]) 
     counts[0] = counts[1] = 0
     load_before = os.getloadavg()
     cpu_before = {name: stack.cpu_seconds(name) for name in ("daphne", "relay")}
+    redis_before = stack.redis_stats()
     client_before = time.process_time()
     outs = [stack.var / f"commits-{g}.txt" for g in range(args.generators)]
     generators = [
@@ -499,6 +515,8 @@ async def latency(args: argparse.Namespace, stack: Stack, cast: dict[str, Any]) 
     await asyncio.sleep(3)
     cpu = {name: stack.cpu_seconds(name) - cpu_before[name] for name in cpu_before}
     cpu["clients"] = time.process_time() - client_before
+    redis_after = stack.redis_stats()
+    redis_used = {k: redis_after[k] - redis_before[k] for k in redis_before}
     for task in listeners:
         task.cancel()
     for feed in feeds:
@@ -549,6 +567,12 @@ async def latency(args: argparse.Namespace, stack: Stack, cast: dict[str, Any]) 
         "p95_ms": round(percentile(samples, 0.95), 1),
         "p99_ms": round(percentile(samples, 0.99), 1),
         "max_ms": round(max(samples), 1),
+        # Redis: everything the relay, the daphnes and the generator sent it
+        # and got back over the run, per payment (the pushes dominate).
+        "redis_in_kb_per_payment": round(redis_used["in_bytes"] / max(len(commits), 1) / 1e3, 2),
+        "redis_out_kb_per_payment": round(redis_used["out_bytes"] / max(len(commits), 1) / 1e3, 2),
+        "redis_commands_per_payment": round(redis_used["commands"] / max(len(commits), 1), 1),
+        "redis_cpu_ms_per_payment": round(redis_used["cpu_us"] / max(len(commits), 1) / 1e3, 3),
     }
 
 
