@@ -87,6 +87,8 @@ class AuthorizationOutcome:
     # (processor, success, was a half-open probe): applied to the breakers
     # in the transaction that applies the outcome.
     breaker_results: list[list[Any]] = field(default_factory=list)
+    # The breaker state changes those results caused (filled in when applied).
+    breaker_changes: list[dict[str, Any]] = field(default_factory=list)
 
     def stripe_outcome(self) -> dict[str, Any]:
         """Stripe's `charge.outcome`, with PayLab's routing and attempts under `paylab`."""
@@ -99,6 +101,8 @@ class AuthorizationOutcome:
         }
         if self.simulate:
             paylab["simulate"] = self.simulate
+        if self.breaker_changes:
+            paylab["breaker_changes"] = self.breaker_changes
         return {
             "network_status": self.network_status,
             "reason": None if approved else self.decline_code,

@@ -404,8 +404,18 @@ def _confirm(
             emits=[("payment_intent.processing", intent)],
         )
         return Outcome(intent, pending_ms=outcome.latency_ms)
-    breakers_record(results=outcome.breaker_results, now=now)
+    outcome = _record_breakers(intent, outcome, now=now)
     return _apply_authorization(intent, pm, outcome, now=now)
+
+
+def _record_breakers(
+    intent: PaymentIntent, outcome: processing.AuthorizationOutcome, *, now: datetime
+) -> processing.AuthorizationOutcome:
+    """Apply the attempts to the breakers; a breaker this payment opened or
+    closed is then written on its charge (`outcome.paylab.breaker_changes`)
+    as well as in the processor's events."""
+    changes = breakers_record(results=outcome.breaker_results, now=now, payment_intent=intent.id)
+    return replace(outcome, breaker_changes=changes) if changes else outcome
 
 
 def _begin_async_settlement(
@@ -419,7 +429,7 @@ def _begin_async_settlement(
     answers later. A pending charge, `processing`, and a settlement due."""
     from payments import tasks
 
-    breakers_record(results=outcome.breaker_results, now=now)
+    outcome = _record_breakers(intent, outcome, now=now)
     result, seconds = processing.upi_settlement(str((pm.details or {}).get("vpa", "")))
     charge = Charge(
         id=ids.new_id("ch", now),
@@ -502,7 +512,7 @@ def payment_intent_confirm_complete(
         else:
             outcome = processing.AuthorizationOutcome(**{**data, "result": "approved"})
         return _apply_authorization(intent, pm, outcome, now=now, charge=charge)
-    breakers_record(results=outcome.breaker_results, now=now)
+    outcome = _record_breakers(intent, outcome, now=now)
     return _apply_authorization(intent, pm, outcome, now=now)
 
 
@@ -930,7 +940,7 @@ def three_ds_challenge_complete(
         outcome = processing.authorize(
             _authorization_request(intent, pm, three_ds_completed=True), now=now
         )
-        breakers_record(results=outcome.breaker_results, now=now)
+        outcome = _record_breakers(intent, outcome, now=now)
         _apply_authorization(intent, pm, outcome, now=now)
     else:
         _fail_authentication(intent, pm, now=now)

@@ -104,19 +104,32 @@ def _lock_breaker(
 
 
 def _save(
-    row: ProcessorBreaker, state: breaker.BreakerState, change: breaker.Change | None, now: datetime
-) -> None:
+    row: ProcessorBreaker,
+    state: breaker.BreakerState,
+    change: breaker.Change | None,
+    now: datetime,
+    *,
+    payment_intent: str = "",
+) -> bool:
+    """Store the state; a change of state is an event (naming the payment
+    whose attempt caused it, if one did). Whether the state changed."""
     row.data = state.as_dict()
-    if change is not None and change.from_state != change.to_state:
+    changed = change is not None and change.from_state != change.to_state
+    if change is not None and changed:
         row.state = change.to_state
         row.changed_at = now
         _event(
-            processor=row.processor.name, type=EVENT_TYPES[change.to_state], now=now, change=change
+            processor=row.processor.name,
+            type=EVENT_TYPES[change.to_state],
+            now=now,
+            change=change,
+            data={"payment_intent": payment_intent} if payment_intent else None,
         )
     row.save()
     # This process sees its own change at once; others within the cache TTL.
     transaction.on_commit(processing.invalidate)
     processing.invalidate()
+    return changed
 
 
 def breaker_claim_probe(*, name: str, now: datetime) -> bool:
@@ -127,12 +140,16 @@ def breaker_claim_probe(*, name: str, now: datetime) -> bool:
     return allowed
 
 
-def breakers_record(*, results: Iterable[list[Any]], now: datetime) -> None:
-    """Account for the attempts of one confirmation (caller's transaction).
+def breakers_record(
+    *, results: Iterable[list[Any]], now: datetime, payment_intent: str = ""
+) -> list[dict[str, str]]:
+    """Account for the attempts of one confirmation (caller's transaction);
+    the state changes they caused, for the payment's record.
 
     A success on a closed breaker changes nothing and touches no row, so the
     healthy path costs no database work; failures and probes lock the row.
     """
+    changes: list[dict[str, str]] = []
     for name, success, probe in results:
         if success and not probe:
             continue
@@ -142,7 +159,16 @@ def breakers_record(*, results: Iterable[list[Any]], now: datetime) -> None:
         if probe and state.state != breaker.HALF_OPEN:
             continue  # reset or forced meanwhile: the probe no longer counts
         change = breaker.record(state, success=bool(success), now=now.timestamp(), config=config)
-        _save(row, state, change, now)
+        if _save(row, state, change, now, payment_intent=payment_intent) and change is not None:
+            changes.append(
+                {
+                    "processor": name,
+                    "from": change.from_state,
+                    "to": change.to_state,
+                    "reason": change.reason,
+                }
+            )
+    return changes
 
 
 @transaction.atomic

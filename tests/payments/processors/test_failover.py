@@ -105,14 +105,18 @@ def test_the_breaker_opens_after_the_threshold_and_next_payments_skip_the_proces
     start = timezone.now()
 
     # When five payments time out on swift within the window
-    for second in range(5):
-        pay(merchant, start + timedelta(seconds=second))
+    paid = [pay(merchant, start + timedelta(seconds=second)).intent for second in range(5)]
 
-    # Then its breaker is open, the change is an event
+    # Then its breaker is open, the change is an event naming the payment
+    # whose attempt opened it, and that payment's charge says so too
     breaker = ProcessorBreaker.objects.get(processor__name="swift")
     assert breaker.state == "open"
     opened = ProcessorEvent.objects.get(type="paylab.processor.circuit_opened")
     assert (opened.processor, opened.from_state, opened.to_state) == ("swift", "closed", "open")
+    assert opened.data == {"payment_intent": paid[4].id}
+    changes = paylab_of(paid[4])["breaker_changes"]
+    assert [(c["processor"], c["from"], c["to"]) for c in changes] == [("swift", "closed", "open")]
+    assert all("breaker_changes" not in paylab_of(p) for p in paid[:4])
 
     # And the next payment does not even try swift
     intent = pay(merchant, start + timedelta(seconds=6)).intent
