@@ -107,9 +107,13 @@ class AuthorizationOutcome:
             "network_status": self.network_status,
             "reason": None if approved else self.decline_code,
             "risk_level": self.risk_level,
-            "seller_message": "Payment complete."
-            if approved
-            else (self.message or "The bank declined."),
+            "seller_message": (
+                "Pending: the customer's bank has not answered yet."
+                if self.result == "processing"
+                else "Payment complete."
+                if approved
+                else (self.message or "The bank declined.")
+            ),
             "type": self.outcome_type,
             "paylab": paylab,
         }

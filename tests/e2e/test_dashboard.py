@@ -139,6 +139,16 @@ def test_screenshots_of_every_page(browser: Browser, paylab: PayLab) -> None:
     paylab.pay(amount="990", currency="jpy", payment_method="pm_card_mastercard")
     paylab.api("webhook_endpoints", {"url": "http://127.0.0.1:9/hooks", "enabled_events[]": "*"})
     paylab.pay(amount="1234")
+    upi = paylab.api(
+        "payment_intents",
+        {
+            "amount": "49900",
+            "currency": "inr",
+            "payment_method_data[type]": "upi",
+            "payment_method_data[upi][vpa]": "slow@paylab",
+            "confirm": "true",
+        },
+    )
     paylab.manage("rollups", "project")
     pages = {
         "overview": "/",
@@ -146,7 +156,10 @@ def test_screenshots_of_every_page(browser: Browser, paylab: PayLab) -> None:
         "payments-filtered": "/payments/?status=succeeded&sort=-amount",
         "payments-empty": "/payments/?q=nobody@nowhere.test",
         "payment-capture": f"/payments/{manual['id']}/",
+        "payment-upi": f"/payments/{upi['id']}/",
         "live": "/live/",
+        "processors": "/processors/",
+        "simulator": "/simulator/",
         "webhooks": "/webhooks/",
         "merchants": "/accounts/merchants/",
         "api-keys": f"/accounts/merchants/{paylab.cast['merchant_id']}/keys/",

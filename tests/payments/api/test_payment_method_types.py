@@ -38,6 +38,10 @@ def test_a_upi_payment_made_with_payment_method_data_goes_processing(stripe_a: S
     # VPAs are case-insensitive: stored as the test VPA it is.
     assert paid["payment_method"]["upi"] == {"vpa": "success@paylab"}
     assert PaymentIntent.objects.get(pk=paid["id"]).processor == "monsoon"
+    charge = stripe_a.ok(stripe_a.get(f"charges/{paid['latest_charge']}"))
+    assert charge["status"] == "pending"
+    assert charge["payment_method_details"] == {"type": "upi", "upi": {"vpa": "success@paylab"}}
+    assert charge["outcome"]["seller_message"].startswith("Pending")
 
 
 @pytest.mark.parametrize("wallet", [{}, {"type": "apple_pay"}])
