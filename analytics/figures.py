@@ -225,6 +225,47 @@ def brands(mix: list[dict[str, Any]]) -> str:
     )
 
 
+def sparkline(
+    values: Sequence[float | None],
+    *,
+    label: str,
+    low: float = 0.0,
+    high: float | None = None,
+    colour: str = INFO,
+) -> str:
+    """A small inline SVG line of `values` (None: a gap), for tables that
+    refresh every few seconds, where a Plotly chart per cell would be heavy.
+    `label` is what a screen reader says instead."""
+    width, height, pad = 120.0, 28.0, 2.0
+    known = [v for v in values if v is not None]
+    top = high if high is not None else max(known, default=1.0)
+    span = (top - low) or 1.0
+    step = width / max(len(values) - 1, 1)
+    segments: list[list[str]] = [[]]
+    for index, value in enumerate(values):
+        if value is None:
+            if segments[-1]:
+                segments.append([])
+            continue
+        y = height - pad - (min(max(value, low), top) - low) / span * (height - 2 * pad)
+        segments[-1].append(f"{index * step:.1f},{y:.1f}")
+    lines = "".join(
+        f'<polyline points="{" ".join(points)}" />'
+        if len(points) > 1
+        else f'<circle cx="{points[0].split(",")[0]}" cy="{points[0].split(",")[1]}" r="1.5" />'
+        for points in segments
+        if points
+    )
+    # `label` is built by the page from numbers and processor names; escaped all the same.
+    safe = label.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+    return (
+        f'<svg class="sparkline" viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" '
+        f'height="{height:.0f}" role="img" aria-label="{safe}" fill="{colour}" stroke="{colour}">'
+        f'<title>{safe}</title><line class="base" x1="0" y1="{height - pad:.0f}" '
+        f'x2="{width:.0f}" y2="{height - pad:.0f}" />{lines}</svg>'
+    )
+
+
 def processors(stats: list[selectors.ProcessorStats]) -> str:
     names = [s.name for s in stats]
     return to_json(

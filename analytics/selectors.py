@@ -410,6 +410,63 @@ def processors(scope: Scope) -> list[ProcessorStats]:
     ]
 
 
+@dataclass
+class ProcessorTrend:
+    """One processor over a window, bucket by bucket (for sparklines)."""
+
+    name: str
+    buckets: list[int]
+    success_rate: list[float | None]  # per bucket; None: no payment in it
+    p50: list[float | None]  # ms, per bucket
+    succeeded: int = 0
+    failed: int = 0
+    histogram: list[int] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float | None:
+        return rate(self.succeeded, self.succeeded + self.failed)
+
+    @property
+    def p99(self) -> float | None:
+        return percentile(self.histogram, 0.99)
+
+
+def processor_trends(scope: Scope) -> dict[str, ProcessorTrend]:
+    """Success rate and median latency of each processor, bucket by bucket
+    over the scope's window, from the same series cells as `processors`."""
+    rows = scope.select(
+        SeriesRollup,
+        f"processor, bucket, outcome, {sums('count', *HISTOGRAM)}",
+        currency="split",
+        where="outcome IN (%s, %s) AND processor <> %s",
+        params=(Outcome.SUCCEEDED, Outcome.FAILED, ALL),
+        tail="GROUP BY processor, bucket, outcome",
+    )
+    width = len(HISTOGRAM)
+    cells: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for name, bucket, outcome, n, *histogram in rows:
+        cell = cells[name].setdefault(bucket, {"succeeded": 0, "failed": 0, "hist": [0] * width})
+        cell[outcome] += n
+        cell["hist"] = [a + (b or 0) for a, b in zip(cell["hist"], histogram, strict=True)]
+    buckets = scope.window.buckets()
+    trends = {}
+    for name, by_bucket in cells.items():
+        trend = ProcessorTrend(name, buckets, [], [], histogram=[0] * width)
+        for bucket in buckets:
+            if bucket not in by_bucket:
+                trend.success_rate.append(None)
+                trend.p50.append(None)
+                continue
+            cell = by_bucket[bucket]
+            trend.succeeded += cell["succeeded"]
+            trend.failed += cell["failed"]
+            trend.histogram = [a + b for a, b in zip(trend.histogram, cell["hist"], strict=True)]
+            trend.success_rate.append(rate(cell["succeeded"], cell["succeeded"] + cell["failed"]))
+            trend.p50.append(percentile(cell["hist"], 0.50))
+        trends[name] = trend
+    return trends
+
+
 def status_distribution(scope: Scope) -> list[tuple[str, int]]:
     """Payments created in the window by their current status (merchant
     filter only: a payment's currency and processor may change)."""

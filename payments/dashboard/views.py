@@ -225,7 +225,18 @@ def _routing(outcome: dict[str, Any]) -> dict[str, Any]:
     columns: list[str] = []
     for attempt in attempts:
         columns.extend(k for k in attempt if k not in columns)
-    extra = {k: _readable(v) for k, v in paylab.items() if k not in {"attempts", "processor"}}
+    extra = {
+        k: _readable(v)
+        for k, v in paylab.items()
+        if k not in {"attempts", "processor", "breaker_changes"}
+    }
+    # jsonb keeps keys in its own order, so the change is spelled out here.
+    changes = [c for c in paylab.get("breaker_changes") or [] if isinstance(c, dict)]
+    if changes:
+        extra["breaker_changes"] = "; ".join(
+            f"{c.get('processor')}: {c.get('from')} → {c.get('to')} ({c.get('reason')})"
+            for c in changes
+        )
     return {
         "processor": paylab.get("processor", ""),
         "columns": columns,

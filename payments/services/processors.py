@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -268,6 +269,51 @@ def processor_outage_schedule_for(
     return processor_outage_schedule(
         name=name, starts_at=now, ends_at=now + timedelta(minutes=minutes), now=now, **kwargs
     )
+
+
+@transaction.atomic
+def processor_update(
+    *, name: str, changes: dict[str, Any], actor: str = "", now: datetime | None = None
+) -> Processor:
+    """An operator's change to one processor's settings (the dashboard's
+    form; the admin and `processors import` are the other ways). Validated
+    by the model as an import is; a refused value names its field. Appends
+    `paylab.processor.updated` with what changed, so a behaviour change on
+    the processors page has its cause next to it."""
+    now = now or timezone.now()
+    unknown = set(changes) - set(PROCESSOR_FIELDS)
+    if unknown:
+        field = sorted(unknown)[0]
+        raise InvalidRequestError(f"Received unknown parameter: {field}", param=field)
+    processor = Processor.objects.select_for_update().filter(name=name).first()
+    if processor is None:
+        raise missing("processor", name, param="processor")
+    before = {field: getattr(processor, field) for field in changes}
+    for field, value in changes.items():
+        setattr(processor, field, value)
+    try:
+        processor.full_clean()
+    except ValidationError as error:
+        field, messages = next(iter(error.message_dict.items()))
+        if field == NON_FIELD_ERRORS:
+            field = "latency_p99_ms"  # the one cross-field rule: p99 >= p50
+            messages = ["The p99 latency must be at least the p50."]
+        raise InvalidRequestError(f"Invalid {field}: {messages[0]}", param=field) from None
+    changed = {f: v for f, v in changes.items() if before[f] != v}
+    if not changed:
+        return processor
+    processor.updated = now
+    processor.save()
+    _event(
+        processor=name,
+        type="paylab.processor.updated",
+        now=now,
+        reason=(f"by {actor}: " if actor else "")
+        + ", ".join(f"{f} {before[f]} → {v}" for f, v in changed.items())[:280],
+        data={"changes": changed, "actor": actor},
+    )
+    transaction.on_commit(processing.invalidate)
+    return processor
 
 
 # --- Import and export ---------------------------------------------------------------
