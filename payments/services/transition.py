@@ -103,7 +103,7 @@ def transition(
     old_status = intent.status
     for name, value in (changes or {}).items():
         setattr(intent, name, value)
-    if changes and changes.get("payment_method") is not None:
+    if changes and "payment_method" in changes:
         set_card(intent)
     intent.status = new_status
     intent.version += 1
@@ -132,18 +132,26 @@ def record_creation(intent: PaymentIntent, *, now: datetime, emits: Sequence[Emi
 
 
 def set_card(intent: PaymentIntent) -> None:
-    """Copy the card of the intent's payment method onto `card_brand` /
-    `card_last4` (blank for a non-card method). Without a payment method
-    they are kept: a failed confirmation clears `payment_method` (as
-    Stripe does), and the explorer still finds the payment by the card it
-    last tried. Called by `transition` and `record_creation`, the only
-    writers of `payment_method`, so the columns cannot lag it."""
+    """Copy the card the intent last tried onto `card_brand` / `card_last4`
+    (blank for a non-card method): its payment method's, or, when a failed
+    confirmation cleared `payment_method` (as Stripe does), the method
+    recorded in `last_payment_error`, so the explorer still finds a
+    declined payment by the card it was declined on. With neither (a
+    cancel) they are kept. Called by `transition` and `record_creation`,
+    the only writers of `payment_method`, so the columns cannot lag it;
+    `verify` recomputes them the same way (`expected_card`)."""
     pm = intent.payment_method
-    if pm is None:
+    if pm is not None:
+        is_card = pm.type == PaymentMethod.Type.CARD
+        intent.card_brand = pm.brand if is_card else ""
+        intent.card_last4 = pm.last4 if is_card else ""
         return
-    is_card = pm.type == PaymentMethod.Type.CARD
-    intent.card_brand = pm.brand if is_card else ""
-    intent.card_last4 = pm.last4 if is_card else ""
+    tried = (intent.last_payment_error or {}).get("payment_method") or {}
+    if not tried.get("id"):
+        return
+    card = (tried.get("card") or {}) if tried.get("type") == PaymentMethod.Type.CARD else {}
+    intent.card_brand = card.get("brand") or ""
+    intent.card_last4 = card.get("last4") or ""
 
 
 def record_without_transition(

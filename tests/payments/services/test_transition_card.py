@@ -12,7 +12,7 @@ import pytest
 from accounts.models import Merchant
 from payments import presenters
 from payments.models import PaymentIntent, ThreeDSChallenge
-from payments.services import intents
+from payments.services import intents, verify
 from payments.state_machine import Status
 from tests.payments.services.conftest import Pay
 
@@ -70,6 +70,27 @@ def test_a_card_declined_then_another_confirmed_shows_the_second(
     # Then it carries card B
     assert PaymentIntent.objects.get(pk=declined.pk).status == Status.SUCCEEDED
     assert _card(declined) == ("mastercard", "4444")
+
+
+def test_a_card_declined_then_another_declined_shows_the_second(
+    merchant: Merchant, pay: Pay, now: datetime
+) -> None:
+    # Given a payment declined on card A
+    declined = pay("pm_card_visa_chargeDeclined")
+
+    # When it is confirmed again with card B, which is declined too
+    intents.payment_intent_confirm(
+        merchant=merchant,
+        intent_id=declined.id,
+        payment_method="pm_card_chargeDeclinedExpiredCard",
+        now=now,
+    )
+
+    # Then it carries card B, the one it was last declined on, and verify
+    # (which recomputes the columns from last_payment_error) agrees
+    assert PaymentIntent.objects.get(pk=declined.pk).status == Status.REQUIRES_PAYMENT_METHOD
+    assert _card(declined) == ("visa", "0069")
+    assert verify.run().ok
 
 
 def test_attaching_another_card_by_update_replaces_the_card(
