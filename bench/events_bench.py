@@ -536,6 +536,15 @@ async def latency(args: argparse.Namespace, stack: Stack, cast: dict[str, Any]) 
         (t - commits[pi]) * 1000 for pi, times in received.items() if pi in commits for t in times
     ]
     span = max(commits.values()) - min(commits.values())
+    start = min(commits.values())
+    by_second: dict[int, list[float]] = {}
+    spread = []  # per payment: first client's receipt → last client's
+    for pi, times in received.items():
+        if pi in commits:
+            by_second.setdefault(int(commits[pi] - start), []).extend(
+                (t - commits[pi]) * 1000 for t in times
+            )
+            spread.append((max(times) - min(times)) * 1000)
     relay_lag = await asyncio.to_thread(_relay_lag_ms, commits)
     return {
         "load_avg_1m_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
@@ -567,6 +576,13 @@ async def latency(args: argparse.Namespace, stack: Stack, cast: dict[str, Any]) 
         "p95_ms": round(percentile(samples, 0.95), 1),
         "p99_ms": round(percentile(samples, 0.99), 1),
         "max_ms": round(max(samples), 1),
+        # Where the tail comes from: p99 per second of the run (a queue that
+        # grows shows as a ramp) and the spread of one payment over the clients.
+        "p99_ms_by_second": [round(percentile(by_second[k], 0.99)) for k in sorted(by_second)],
+        "client_spread_p50_p99_ms": [
+            round(percentile(spread, 0.50), 1),
+            round(percentile(spread, 0.99), 1),
+        ],
         # Redis: everything the relay, the daphnes and the generator sent it
         # and got back over the run, per payment (the pushes dominate).
         "redis_in_kb_per_payment": round(redis_used["in_bytes"] / max(len(commits), 1) / 1e3, 2),

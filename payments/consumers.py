@@ -82,9 +82,9 @@ REPLAY_CHUNK = 500
 MAX_PENDING_EVENTS = 2_000
 
 
-# A pushed message's batch frame, once joined (see `_FeedConsumer._send`),
+# A pushed message's frames, once joined (`_frames_text`),
 # and its items' summary (`_Summary.of_message`).
-_BATCH_TEXT = "_paylab_batch_text"
+_FRAMES_TEXT = "_paylab_frames_text"
 _SUMMARY = "_paylab_summary"
 
 
@@ -117,8 +117,17 @@ class _Summary:
         return summary
 
 
-def _batch_frame(items: list[dict[str, Any]]) -> str:
-    return '{"type":"batch","frames":[' + ",".join(item["frame"] for item in items) + "]}"
+def _frames_text(fresh: list[dict[str, Any]], message: dict[str, Any] | None) -> str:
+    """The items' frames joined by commas, for a batch frame. The hub hands
+    the one message object to every feed of the process in the group, so
+    when a client lacks all of a pushed message's items — the usual case —
+    they are joined once per process and kept on the message."""
+    if message is None or fresh is not message["items"]:
+        return ",".join(item["frame"] for item in fresh)
+    text: str | None = message.get(_FRAMES_TEXT)
+    if text is None:
+        text = message[_FRAMES_TEXT] = ",".join(item["frame"] for item in fresh)
+    return text
 
 
 class _FeedConsumer(AsyncJsonWebsocketConsumer):
@@ -232,12 +241,15 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
     async def _drain(self) -> None:
         """Handle the queued pushes in order, in this feed's own task: a
         send that waits (a server holding back a slow socket's frames), or
-        a gap read from the log, holds back this feed only."""
+        a gap read from the log, holds back this feed only. Whatever queued
+        up while it was sending goes out together (`_push_all`): one frame
+        for several pushes in batch mode."""
         try:
             while self.inbox and not self.closing:
-                message = self.inbox.popleft()
-                self.pending -= len(message["items"])
-                await self.events_push(message)
+                messages = list(self.inbox)
+                self.inbox.clear()
+                self.pending -= sum(len(message["items"]) for message in messages)
+                await self._push_all(messages)
         except Exception:
             log.exception("live feed: a push failed; closing so that the page resumes")
             self.closing = True
@@ -339,36 +351,44 @@ class _FeedConsumer(AsyncJsonWebsocketConsumer):
             self.recent_ids = {event_id for _, event_id in kept}
         return fresh
 
-    async def _send(
-        self, items: list[dict[str, Any]], message: dict[str, Any] | None = None
+    async def _send(self, items: list[dict[str, Any]]) -> None:
+        """Send what the client lacks of `items` (read from the log)."""
+        await self._send_fresh([(self._fresh(items), None)])
+
+    async def _push_all(self, messages: list[dict[str, Any]]) -> None:
+        """Send what the client lacks of pushed `messages`, in order. A
+        message whose `prev` is past what this client has means a push to
+        its group was dropped: what is gathered so far goes out, the gap is
+        read from the log, then the rest follows."""
+        pieces: list[tuple[list[dict[str, Any]], dict[str, Any] | None]] = []
+        for message in messages:
+            prev = message.get("prev")
+            if prev is not None and prev > self.top:
+                await self._send_fresh(pieces)
+                pieces = []
+                await self._catch_up()
+            fresh = self._fresh(message["items"], _Summary.of_message(message))
+            if fresh:
+                pieces.append((fresh, message))
+        await self._send_fresh(pieces)
+
+    async def _send_fresh(
+        self, pieces: list[tuple[list[dict[str, Any]], dict[str, Any] | None]]
     ) -> None:
-        """Send what the client lacks: a frame per event, or with `?batch=1`
-        one `{"type": "batch", "frames": [...]}` frame for several (each
-        websocket message costs daphne far more than its bytes do).
-
-        `message`, the pushed channel-layer message: the hub hands the one
-        object to every feed of this process in the group, so the batch
-        frame of a client that lacks every item — the usual case — is
-        joined once per process, kept on it, and sent by all as is."""
-        fresh = self._fresh(items, _Summary.of_message(message) if message is not None else None)
-        if self.batch and len(fresh) > 1:
-            if message is not None and fresh is items:
-                text = message.get(_BATCH_TEXT)
-                if text is None:
-                    text = message[_BATCH_TEXT] = _batch_frame(items)
-            else:
-                text = _batch_frame(fresh)
-            await self.send(text_data=text)
+        """Send fresh items — each piece the fresh part of a pushed message
+        (or of a log read, `None`) — as a frame per event, or with
+        `?batch=1` as one `{"type": "batch", "frames": [...]}` frame (each
+        websocket message costs daphne far more than its bytes do)."""
+        count = sum(len(fresh) for fresh, _ in pieces)
+        if not count:
             return
-        for item in fresh:
-            await self.send(text_data=item["frame"])
-
-    async def events_push(self, message: dict[str, Any]) -> None:
-        prev = message.get("prev")
-        if prev is not None and prev > self.top:
-            # A message to this group was dropped (see `outbox._last_pushed`).
-            await self._catch_up()
-        await self._send(message["items"], message)
+        if self.batch and count > 1:
+            frames = ",".join(_frames_text(fresh, message) for fresh, message in pieces)
+            await self.send(text_data='{"type":"batch","frames":[' + frames + "]}")
+            return
+        for fresh, _ in pieces:
+            for item in fresh:
+                await self.send(text_data=item["frame"])
 
     async def disconnect(self, code: int) -> None:
         self.closing = True

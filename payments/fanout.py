@@ -14,6 +14,15 @@ A subscriber's `offer` must not wait: it queues the message for the
 subscriber's own task (payments.consumers), so one client whose socket is
 slow never holds the others back.
 
+The hub takes what is queued for it in one go when the layer is Redis
+(`_RedisQueue`): channels_redis's `receive` costs four sequential round
+trips per message, each waiting for an event-loop turn that also runs the
+feeds' sends, so at 100 feeds one daphne received fewer pushes per second
+than the relay sent and the queue in Redis grew (docs/benchmarks.md,
+"Events"). Taking the backlog whole also hands each feed several pushes
+at once, which it sends as one frame (payments.consumers): the busier the
+process, the fewer frames per event.
+
 Channel layers expire a group membership after `group_expiry` (a day on
 Redis) unless it is added again; a consumer used to live less long than
 that, the hub does not, so it re-adds its groups every `REFRESH_SECONDS`.
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 import weakref
 from typing import Any, Protocol
 
@@ -33,6 +43,47 @@ from payments.services.outbox import ALL_GROUP, merchant_group, payment_group
 log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 3600.0
+# At most this many queued pushes are taken per round trip.
+TAKE_AT_ONCE = 500
+
+
+class _RedisQueue:
+    """The hub's channel read directly from its sorted set in Redis (the
+    one channels_redis's `group_send` writes to): one ZPOPMIN of up to
+    `TAKE_AT_ONCE` messages, or, with nothing queued, one blocking
+    BZPOPMIN. No in-flight backup as `receive` keeps: a push lost with a
+    process that dies between the pop and the hand-over is read from the
+    log by the feeds (`prev`), like any push the layer drops. The hub's
+    channel has a name prefix of its own (`Hub.subscribe`), so no other
+    channel of the process shares the key."""
+
+    def __init__(self, layer: Any, channel: str) -> None:
+        name = layer.non_local_name(channel)
+        self.key = layer.prefix + name
+        self.index = layer.consistent_hash(name)
+        self.layer = layer
+
+    async def take(self) -> list[dict[str, Any]]:
+        redis = self.layer.connection(self.index)
+        contents = [member for member, _ in await redis.zpopmin(self.key, TAKE_AT_ONCE)]
+        if not contents:
+            popped = await redis.bzpopmin(self.key, timeout=self.layer.brpop_timeout)
+            if popped is None:
+                return []
+            contents = [popped[1]]
+        messages = []
+        for content in contents:
+            message = self.layer.deserialize(content)
+            message.pop("__asgi_channel__", None)
+            messages.append(message)
+        return messages
+
+
+def _is_redis_layer(layer: Any) -> bool:
+    return all(
+        hasattr(layer, name)
+        for name in ("non_local_name", "consistent_hash", "connection", "deserialize", "prefix")
+    )
 
 
 class Subscriber(Protocol):
@@ -56,7 +107,10 @@ class Hub:
     async def subscribe(self, group: str, subscriber: Subscriber) -> None:
         async with self.lock:
             if self.channel is None:
-                self.channel = await self.layer.new_channel(prefix="paylab-hub")
+                # A prefix per hub: its Redis key is its own (`_RedisQueue`).
+                self.channel = await self.layer.new_channel(
+                    prefix=f"paylab-hub-{uuid.uuid4().hex[:12]}"
+                )
             if self.reader is None or self.reader.done():
                 self.reader = asyncio.get_running_loop().create_task(
                     self._read(), name="paylab-fanout-hub"
@@ -83,10 +137,15 @@ class Hub:
     async def _read(self) -> None:
         assert self.channel is not None
         refresher = asyncio.get_running_loop().create_task(self._refresh())
+        channel = self.channel
+        queue = _RedisQueue(self.layer, channel) if _is_redis_layer(self.layer) else None
         try:
             while True:
                 try:
-                    message = await self.layer.receive(self.channel)
+                    if queue is not None:
+                        messages = await queue.take()
+                    else:
+                        messages = [await self.layer.receive(channel)]
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -95,10 +154,11 @@ class Hub:
                     log.exception("fan-out hub: receive failed; retrying")
                     await asyncio.sleep(1.0)
                     continue
-                try:
-                    self.deliver(message)
-                except Exception:
-                    log.exception("fan-out hub: a malformed push was dropped")
+                for message in messages:
+                    try:
+                        self.deliver(message)
+                    except Exception:
+                        log.exception("fan-out hub: a malformed push was dropped")
         finally:
             refresher.cancel()
 

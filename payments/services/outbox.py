@@ -82,7 +82,7 @@ log = logging.getLogger(__name__)
 ADVISORY_LOCK_KEY = 0x5041594F55544258 & 0x7FFFFFFFFFFFFFFF
 NUDGE_CHANNEL = "paylab:outbox:nudge"
 ALL_GROUP = "events.all"
-# Handled by the consumers' `events_push`.
+# The pushes' type; payments.fanout hands them to the feeds (consumers' `offer`).
 PUSH_TYPE = "events.push"
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import override_settings
@@ -22,6 +23,8 @@ from tests.conftest import MerchantWithKey
 from tests.payments.test_consumers import (
     _cookie,
     _members,
+    _synthetic,
+    batch_ids,
     connect,
     pay,
     publish,
@@ -182,3 +185,61 @@ async def test_a_feed_that_falls_behind_is_closed_without_delaying_the_others_an
     assert await received_ids(fast, len(live)) == live
     await again.disconnect()
     await fast.disconnect()
+
+
+@pytest.mark.redis
+async def test_the_hub_takes_what_is_queued_for_it_in_one_round_trip() -> None:
+    """On Redis the hub pops its channel's backlog whole (`_RedisQueue`)
+    rather than one message per `receive` (four round trips each)."""
+    layer: Any = get_channel_layer()
+    assert fanout._is_redis_layer(layer)
+    # given a hub channel with three pushes queued in its group
+    group = "paylab.test-backlog"
+    channel = await layer.new_channel(prefix="paylab-hub-test")
+    await layer.group_add(group, channel)
+    for n in (1, 2, 3):
+        await layer.group_send(group, {"type": outbox.PUSH_TYPE, "n": n})
+    queue = fanout._RedisQueue(layer, channel)
+
+    # when it takes: all three, in order, as sent
+    assert [m["n"] for m in await queue.take()] == [1, 2, 3]
+
+    # and with nothing queued it waits for the next one
+    waiting = asyncio.create_task(queue.take())
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    await layer.group_send(group, {"type": outbox.PUSH_TYPE, "n": 4})
+    assert await asyncio.wait_for(waiting, 5) == [{"type": outbox.PUSH_TYPE, "n": 4}]
+    await layer.group_discard(group, channel)
+
+
+async def test_pushes_queued_while_a_feed_sends_go_out_as_one_batch_frame(
+    viewer_a: User, merchant_a: MerchantWithKey
+) -> None:
+    # given a batching client and a plain one on their merchant's feed
+    m = merchant_a.merchant.pk
+    group = outbox.merchant_group(m)
+    batching, connected, _ = await connect("/ws/events/?batch=1", viewer_a)
+    assert connected
+    plain, connected, _ = await connect("/ws/events/", viewer_a)
+    assert connected
+
+    # when three pushes reach the hub before the feeds get a turn (as a
+    # backlog taken whole does)
+    for p in (1, 2, 3):
+        fanout.hub().deliver(
+            {"type": outbox.PUSH_TYPE, "group": group, "items": [_synthetic(p, f"evt_{p}", m)]}
+        )
+
+    # then the batching client gets them as one frame, in order; the plain
+    # one a frame per event
+    assert await batch_ids(batching) == ["evt_1", "evt_2", "evt_3"]
+    assert [(await plain.receive_json_from(timeout=5))["event"]["id"] for _ in range(3)] == [
+        "evt_1",
+        "evt_2",
+        "evt_3",
+    ]
+    assert await batching.receive_nothing(timeout=0.3)
+    assert await plain.receive_nothing(timeout=0.3)
+    await batching.disconnect()
+    await plain.disconnect()
