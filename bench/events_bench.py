@@ -866,8 +866,9 @@ def main() -> None:
     parser.add_argument(
         "--linger",
         type=float,
-        default=0.0,
-        help="the relay's --linger: seconds it waits after a nudge, batching that window",
+        default=0.01,
+        help="the relay's --linger: seconds it waits after a nudge, batching that window "
+        "(default 0.01, the relay's own default: PAYLAB_RELAY_LINGER_SECONDS)",
     )
     parser.add_argument("--merchants", default="")
     parser.add_argument("--out", default="")

@@ -247,6 +247,9 @@ PAYLAB_PROCESSOR_FAULTS = env.boolean("PAYLAB_PROCESSOR_FAULTS", True)
 PAYLAB_RELAY_IN_WEB = env.boolean("PAYLAB_RELAY_IN_WEB", not REDIS_URL)
 PAYLAB_RELAY_POLL_SECONDS = env.number("PAYLAB_RELAY_POLL_SECONDS", 0.05, minimum=0.005)
 PAYLAB_RELAY_BATCH = env.integer("PAYLAB_RELAY_BATCH", 200, minimum=1)
+# `manage.py relay`: seconds it waits after a nudge so that window's commits
+# leave as one batch (payments.relay.run_forever; docs/benchmarks.md, "Events").
+PAYLAB_RELAY_LINGER_SECONDS = env.number("PAYLAB_RELAY_LINGER_SECONDS", 0.01, minimum=0.0)
 # The worker's sweep leaves rows this young to the nudged relay (in embedded
 # mode its pushes would reach no page: its channel layer is its own).
 PAYLAB_OUTBOX_SWEEP_GRACE_SECONDS = env.number("PAYLAB_OUTBOX_SWEEP_GRACE_SECONDS", 5.0, minimum=0)

@@ -49,9 +49,9 @@ TAKE_AT_ONCE = 500
 
 class _RedisQueue:
     """The hub's channel read directly from its sorted set in Redis (the
-    one channels_redis's `group_send` writes to): one ZPOPMIN of up to
-    `TAKE_AT_ONCE` messages, or, with nothing queued, one blocking
-    BZPOPMIN. No in-flight backup as `receive` keeps: a push lost with a
+    one channels_redis's `group_send` writes to): a blocking BZPOPMIN for
+    the first message and a ZPOPMIN of up to `TAKE_AT_ONCE` - 1 more, sent
+    together (one round trip). No in-flight backup as `receive` keeps: a push lost with a
     process that dies between the pop and the hand-over is read from the
     log by the feeds (`prev`), like any push the layer drops. The hub's
     channel has a name prefix of its own (`Hub.subscribe`), so no other
@@ -64,13 +64,14 @@ class _RedisQueue:
         self.layer = layer
 
     async def take(self) -> list[dict[str, Any]]:
-        redis = self.layer.connection(self.index)
-        contents = [member for member, _ in await redis.zpopmin(self.key, TAKE_AT_ONCE)]
-        if not contents:
-            popped = await redis.bzpopmin(self.key, timeout=self.layer.brpop_timeout)
-            if popped is None:
-                return []
-            contents = [popped[1]]
+        # One round trip: the blocking pop waits for the first message (or
+        # times out), the pop after it, sent in the same write, takes the
+        # rest of the backlog.
+        pipe = self.layer.connection(self.index).pipeline(transaction=False)
+        pipe.bzpopmin(self.key, timeout=self.layer.brpop_timeout)
+        pipe.zpopmin(self.key, TAKE_AT_ONCE - 1)
+        first, rest = await pipe.execute()
+        contents = ([first[1]] if first else []) + [member for member, _ in rest]
         messages = []
         for content in contents:
             message = self.layer.deserialize(content)

@@ -60,8 +60,10 @@ def run_forever(
     the commits of that window leave as one batch. Each batch is one
     websocket message per client (with batch frames), and a message costs
     daphne far more than its bytes (docs/benchmarks.md, "Events"): under
-    load a few tens of milliseconds of linger trade that much latency for
-    a fraction of daphne's CPU. 0 (the default) publishes at once."""
+    load a few milliseconds of linger trade that much latency for a
+    fraction of daphne's and the relay's CPU: at 200 payments/s and 100
+    feeds on one daphne, 10 ms (`manage.py relay`'s default) halved the
+    p99 (docs/benchmarks.md, "Events"). 0 publishes at once."""
     relay = outbox.relay_name("relay")
     stop = stop or threading.Event()
     pubsub: Any = None

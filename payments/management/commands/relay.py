@@ -26,9 +26,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--linger",
             type=float,
-            default=0.0,
+            default=None,
             help="Seconds to wait after a nudge before publishing, so that window's commits "
-            "leave as one batch (one websocket message per client); 0: at once.",
+            "leave as one batch (one websocket message per client); 0: at once. "
+            "Default: PAYLAB_RELAY_LINGER_SECONDS (0.01).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -44,5 +45,8 @@ class Command(BaseCommand):
             stop.wait()
             return
         self.stdout.write("relay: publishing the outbox")
-        relay.run_forever(poll_seconds=options["poll"], stop=stop, linger_seconds=options["linger"])
+        linger = options["linger"]
+        if linger is None:
+            linger = settings.PAYLAB_RELAY_LINGER_SECONDS
+        relay.run_forever(poll_seconds=options["poll"], stop=stop, linger_seconds=linger)
         self.stdout.write("relay: stopped")
