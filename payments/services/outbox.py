@@ -22,7 +22,9 @@ publishes unpublished messages, oldest id first, in one transaction:
    that group's events, each as its websocket frame (the Stripe snapshot,
    JSON-encoded once for every client), and `prev`, the last position this
    process pushed to the group (consumers detect a dropped message by it);
-6. it commits.
+6. it commits, on PostgreSQL asynchronously (`synchronous_commit = off`,
+   this transaction only): losing the marks to a PostgreSQL crash only
+   publishes the rows again, and the lock is not held for a disk sync.
 
 Why push before commit, inside the lock: the push order is then exactly the
 `position` order, across relays, which is what lets a reconnecting websocket
@@ -203,7 +205,10 @@ _publishing = threading.Lock()
 def _take_lock() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s), set_config('synchronous_commit', 'off', true)",
+                [ADVISORY_LOCK_KEY],
+            )
 
 
 @contextmanager
