@@ -55,41 +55,30 @@ def test_a_failed_3ds_challenge_keeps_the_card_it_tried(pay: Pay) -> None:
     assert _card(failed) == ("visa", "3063")
 
 
+@pytest.mark.parametrize(
+    ("card_b", "status", "shown"),
+    [
+        ("pm_card_mastercard", Status.SUCCEEDED, ("mastercard", "4444")),
+        # declined too: the card it was last declined on
+        ("pm_card_chargeDeclinedExpiredCard", Status.REQUIRES_PAYMENT_METHOD, ("visa", "0069")),
+    ],
+)
 def test_a_card_declined_then_another_confirmed_shows_the_second(
-    merchant: Merchant, pay: Pay, now: datetime
+    merchant: Merchant, pay: Pay, now: datetime, card_b: str, status: str, shown: tuple[str, str]
 ) -> None:
     # Given a payment confirmed with card A and declined
     declined = pay("pm_card_visa_chargeDeclined")
     assert _card(declined) == ("visa", "0002")
 
-    # When it is confirmed again with card B, which succeeds
+    # When it is confirmed again with card B
     intents.payment_intent_confirm(
-        merchant=merchant, intent_id=declined.id, payment_method="pm_card_mastercard", now=now
+        merchant=merchant, intent_id=declined.id, payment_method=card_b, now=now
     )
 
-    # Then it carries card B
-    assert PaymentIntent.objects.get(pk=declined.pk).status == Status.SUCCEEDED
-    assert _card(declined) == ("mastercard", "4444")
-
-
-def test_a_card_declined_then_another_declined_shows_the_second(
-    merchant: Merchant, pay: Pay, now: datetime
-) -> None:
-    # Given a payment declined on card A
-    declined = pay("pm_card_visa_chargeDeclined")
-
-    # When it is confirmed again with card B, which is declined too
-    intents.payment_intent_confirm(
-        merchant=merchant,
-        intent_id=declined.id,
-        payment_method="pm_card_chargeDeclinedExpiredCard",
-        now=now,
-    )
-
-    # Then it carries card B, the one it was last declined on, and verify
-    # (which recomputes the columns from last_payment_error) agrees
-    assert PaymentIntent.objects.get(pk=declined.pk).status == Status.REQUIRES_PAYMENT_METHOD
-    assert _card(declined) == ("visa", "0069")
+    # Then it carries card B, and verify (which recomputes the columns from
+    # the payment method or last_payment_error) agrees
+    assert PaymentIntent.objects.get(pk=declined.pk).status == status
+    assert _card(declined) == shown
     assert verify.run().ok
 
 
