@@ -25,7 +25,9 @@ process, the fewer frames per event.
 
 Channel layers expire a group membership after `group_expiry` (a day on
 Redis) unless it is added again; a consumer used to live less long than
-that, the hub does not, so it re-adds its groups every `REFRESH_SECONDS`.
+that, the hub does not, so it re-adds its groups every `REFRESH_SECONDS` —
+and after Redis was unreachable, since a Redis restarted without its data
+has forgotten them.
 """
 
 from __future__ import annotations
@@ -140,9 +142,16 @@ class Hub:
         refresher = asyncio.get_running_loop().create_task(self._refresh())
         channel = self.channel
         queue = _RedisQueue(self.layer, channel) if _is_redis_layer(self.layer) else None
+        lost = False
         try:
             while True:
                 try:
+                    if lost:
+                        # A Redis that restarted without its data has
+                        # forgotten the groups: join them again before
+                        # waiting on the channel.
+                        await self._rejoin()
+                        lost = False
                     if queue is not None:
                         messages = await queue.take()
                     else:
@@ -153,6 +162,7 @@ class Hub:
                     # Redis unreachable: pushes wait in the outbox (a delay,
                     # not a loss); feeds read the gap by `prev` once they flow.
                     log.exception("fan-out hub: receive failed; retrying")
+                    lost = True
                     await asyncio.sleep(1.0)
                     continue
                 for message in messages:
@@ -166,12 +176,16 @@ class Hub:
     async def _refresh(self) -> None:
         while True:
             await asyncio.sleep(REFRESH_SECONDS)
-            async with self.lock:
-                for group in list(self.members):
-                    try:
-                        await self.layer.group_add(group, self.channel)
-                    except Exception:
-                        log.exception("fan-out hub: refreshing %s failed", group)
+            try:
+                await self._rejoin()
+            except Exception:
+                log.exception("fan-out hub: refreshing its groups failed")
+
+    async def _rejoin(self) -> None:
+        """Add the channel to every group a local feed needs (again)."""
+        async with self.lock:
+            for group in list(self.members):
+                await self.layer.group_add(group, self.channel)
 
     def deliver(self, message: dict[str, Any]) -> None:
         """Hand one pushed message to the local subscribers of its group.

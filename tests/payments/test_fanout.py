@@ -5,6 +5,7 @@ holding back the others."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 from django.test import override_settings
 
@@ -30,6 +32,7 @@ from tests.payments.test_consumers import (
     publish,
     received_ids,
 )
+from tests.processes import free_port, spawn
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -243,3 +246,70 @@ async def test_pushes_queued_while_a_feed_sends_go_out_as_one_batch_frame(
     assert await plain.receive_nothing(timeout=0.3)
     await batching.disconnect()
     await plain.disconnect()
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+
+    def offer(self, message: dict[str, Any]) -> None:
+        self.messages.append(message)
+
+
+@pytest.mark.redis
+async def test_the_hub_joins_its_groups_again_after_redis_restarted_empty(tmp_path: Any) -> None:
+    # given a hub on a Redis of the test's own (no persistence), in a group
+    port = free_port()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    command += ["--appendonly", "no", "--dir", str(tmp_path)]
+    redis = spawn(tmp_path, "redis", os.environ, *command)
+    layer = RedisChannelLayer(hosts=[f"redis://127.0.0.1:{port}/0"])
+    hub = fanout.Hub(layer)
+    collector = _Collector()
+    group = "paylab.test-restart"
+    try:
+        await _until_up(layer)
+        await hub.subscribe(group, collector)
+        await layer.group_send(group, {"type": outbox.PUSH_TYPE, "group": group, "n": 1})
+        await _until(lambda: [m["n"] for m in collector.messages] == [1])
+
+        # when Redis dies and comes back with nothing (the membership lost)
+        redis.kill()
+        redis.wait()
+        redis = spawn(tmp_path, "redis", os.environ, *command)
+        await _until_up(layer)
+
+        # then a push to the group reaches the hub again: it joined again
+        async def pushed_and_received() -> bool:
+            await layer.group_send(group, {"type": outbox.PUSH_TYPE, "group": group, "n": 2})
+            await asyncio.sleep(0.2)
+            return 2 in [m["n"] for m in collector.messages]
+
+        for _ in range(75):
+            if await pushed_and_received():
+                break
+        assert 2 in [m["n"] for m in collector.messages]
+    finally:
+        if hub.reader is not None:
+            hub.reader.cancel()
+        redis.kill()
+        redis.wait()
+        await layer.close_pools()
+
+
+async def _until(check: Any, timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+async def _until_up(layer: Any) -> None:
+    for _ in range(200):
+        try:
+            await layer.connection(0).ping()
+            return
+        except Exception:  # not up yet
+            await asyncio.sleep(0.05)
+    raise AssertionError("the test's Redis did not start")
