@@ -39,6 +39,7 @@ import weakref
 from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
+from channels_redis.core import RedisChannelLayer
 
 from payments.services.outbox import ALL_GROUP, merchant_group, payment_group
 
@@ -53,9 +54,10 @@ class _RedisQueue:
     """The hub's channel read directly from its sorted set in Redis (the
     one channels_redis's `group_send` writes to): a blocking BZPOPMIN for
     the first message and a ZPOPMIN of up to `TAKE_AT_ONCE` - 1 more, sent
-    together (one round trip). No in-flight backup as `receive` keeps: a push lost with a
-    process that dies between the pop and the hand-over is read from the
-    log by the feeds (`prev`), like any push the layer drops. The hub's
+    together (one round trip). No in-flight backup as `receive` keeps: a
+    push lost with a process that dies between the pop and the hand-over
+    is read from the log by the feeds (`prev`), like any push the layer
+    drops. The hub's
     channel has a name prefix of its own (`Hub.subscribe`), so no other
     channel of the process shares the key."""
 
@@ -83,10 +85,7 @@ class _RedisQueue:
 
 
 def _is_redis_layer(layer: Any) -> bool:
-    return all(
-        hasattr(layer, name)
-        for name in ("non_local_name", "consistent_hash", "connection", "deserialize", "prefix")
-    )
+    return isinstance(layer, RedisChannelLayer)
 
 
 class Subscriber(Protocol):
