@@ -35,13 +35,16 @@ Django's compiler costs more Python than the round trip it would send.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import connection, models
 from django.db import transaction as django_transaction
+from psycopg.types.json import Jsonb
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,25 +53,93 @@ F = TypeVar("F", bound=Callable[..., Any])
 _QUEUEABLE = ("SAVEPOINT ", "RELEASE SAVEPOINT ")
 
 
+class _Unquotable(Exception):
+    """A value `_literal` leaves to psycopg."""
+
+
+def _text(value: str) -> str:
+    if "\x00" in value:
+        raise _Unquotable  # psycopg refuses it with its own error
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _integer(value: int) -> str:
+    text = int.__repr__(value)
+    # A space keeps `x - -1` from reading as `x -` and a `--` comment (psycopg does the same).
+    return text if value >= 0 else " " + text
+
+
+def _timestamp(value: datetime) -> str:
+    if value.utcoffset() is None:
+        raise _Unquotable
+    return "'" + value.isoformat(" ") + "'::timestamptz"
+
+
+def _jsonb(value: Jsonb) -> str:
+    dumps = value.dumps or json.dumps
+    return _text(dumps(value.obj)) + "::jsonb"
+
+
+_LITERALS: dict[type, Callable[[Any], str]] = {
+    type(None): lambda _: "NULL",
+    bool: lambda value: "true" if value else "false",
+    int: _integer,
+    str: _text,
+    datetime: _timestamp,
+    bytes: lambda value: "'\\x" + value.hex() + "'::bytea",
+    Jsonb: _jsonb,
+}
+# Subclasses met on the write path (psycopg's Int2/Int4/Int8 wrappers,
+# TextChoices members) are looked up once through their base.
+_BASES = (bool, int, str, datetime, bytes, Jsonb)
+
+
+def _literal(value: Any) -> str:
+    """`value` as an SQL literal, for the types the write path sends; the
+    rest (floats, decimals, naive datetimes, …) raise `_Unquotable`."""
+    kind = type(value)
+    quote = _LITERALS.get(kind)
+    if quote is None:
+        base = next((b for b in _BASES if issubclass(kind, b)), None)
+        if base is None:
+            raise _Unquotable
+        quote = _LITERALS[kind] = _LITERALS[base]
+    return quote(value)
+
+
 class _Queue:
     """Statements with their parameters merged in, in program order.
 
-    Merged as each is queued (psycopg's client-side binding, the same text
-    `execute` would send): the query they end up in is sent without
+    Merged as each is queued: the query they end up in is sent without
     parameters, so psycopg does not parse it again — a joined query is new
     text every time (savepoint names change), and parsing a long one for
-    placeholders costs more than merging its short, cached parts."""
+    placeholders costs more than merging its short, cached parts. The
+    merge is psycopg's client-side binding for every type the write path
+    sends, done here with one function per type instead of psycopg's
+    per-parameter dumper lookup (the most expensive Python on the write
+    path); anything else, or a server not using standard-conforming
+    strings (where a backslash in a literal escapes), goes to psycopg's
+    `mogrify`."""
 
-    __slots__ = ("depth", "flushing", "mogrify", "sql")
+    __slots__ = ("depth", "flushing", "mogrify", "quotes", "sql")
 
-    def __init__(self, mogrify: Callable[[str, Sequence[Any]], str]) -> None:
+    def __init__(self, mogrify: Callable[[str, Sequence[Any]], str], *, quotes: bool) -> None:
         self.sql: list[str] = []
         self.mogrify = mogrify
+        self.quotes = quotes
         self.depth = 0
         self.flushing = False
 
+    def merge(self, sql: str, params: Sequence[Any]) -> str:
+        if self.quotes:
+            try:
+                return sql % tuple(_literal(value) for value in params)
+            except _Unquotable:
+                pass
+        return self.mogrify(sql, params)
+
     def add(self, sql: str, params: Sequence[Any] | None) -> None:
-        self.sql.append(sql if params is None else self.mogrify(sql, params))
+        self.sql.append(sql if params is None else self.merge(sql, params))
 
     def take(self) -> str:
         joined = ";\n".join(self.sql)
@@ -146,8 +217,10 @@ def batched(*, commit: bool = False) -> Iterator[None]:
     if not connection.in_atomic_block:
         raise RuntimeError("batched() must run inside transaction.atomic")
     connection.ensure_connection()
-    merger = connection.connection.cursor()
-    queue = _Queue(merger.mogrify)
+    raw = connection.connection
+    merger = raw.cursor()
+    conforming = raw.info.parameter_status("standard_conforming_strings") == b"on"
+    queue = _Queue(merger.mogrify, quotes=conforming)
     connection._paylab_batch = queue  # type: ignore[attr-defined]
     try:
         with connection.execute_wrapper(_coalesce):

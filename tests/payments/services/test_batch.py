@@ -9,12 +9,19 @@ a percent sign or a quote in a value arrives intact.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import psycopg
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from psycopg.types.json import Jsonb
+from psycopg.types.numeric import Int8
 
 from payments import ids
 from payments.models import Customer
 from payments.services import batch
+from payments.state_machine import Status
 from tests.conftest import MerchantWithKey
 
 
@@ -81,3 +88,84 @@ def test_nested_blocks_flush_once_at_the_outermost(merchant_a: MerchantWithKey) 
             batch.insert([first])
         batch.insert([second])
         assert Customer.objects.filter(pk__in=[first.pk, second.pk]).count() == 2
+
+
+# --- the queue's own literals (PostgreSQL: the only backend that queues) ---------------
+
+_TRICKY_TEXT = [
+    "",
+    "it's",
+    "''",
+    "back\\slash \\' \\\\",
+    "100% %s %(name)s %%",
+    "-- not a comment",
+    "/* nor this */",
+    "line\nbreak\ttab\r",
+    "é 漢字 🎉",
+    "'; DROP TABLE payments_customer; --",
+    "$$ dollar $$ $tag$",
+    "E'\\x41'",
+]
+_CASES: list[tuple[object, str]] = [
+    *[(text, "text") for text in _TRICKY_TEXT],
+    (0, "bigint"),
+    (-1, "bigint"),
+    (2**63 - 1, "bigint"),
+    (-(2**63), "bigint"),
+    (True, "boolean"),
+    (False, "boolean"),
+    (None, "text"),
+    (datetime(2026, 12, 2, 16, 10, 9, 982316, tzinfo=UTC), "timestamptz"),
+    (datetime(2026, 1, 1, 0, 0, tzinfo=timezone(timedelta(hours=5, minutes=30))), "timestamptz"),
+    (b"", "bytea"),
+    (b"\x00\xff'\\", "bytea"),
+    (Jsonb({"note": 'it\'s \\ "quoted" 100% é', "n": [1, -2.5, None, True]}), "jsonb"),
+    (Jsonb([]), "jsonb"),
+    (Int8(-7), "bigint"),
+    (Status.SUCCEEDED, "text"),
+]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@pytest.mark.parametrize(("value", "sql_type"), _CASES, ids=repr)
+def test_a_queued_literal_reads_back_as_the_value_psycopg_would_send(
+    value: object, sql_type: str
+) -> None:
+    # given the literal the queue writes for a value
+    literal = batch._literal(value).replace("%", "%%")  # the query below has a parameter
+    # when PostgreSQL compares it with the same value bound by psycopg
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT ({literal})::{sql_type} IS NOT DISTINCT FROM (%s)::{sql_type}",  # noqa: S608
+            [value],
+        )
+        (same,) = cursor.fetchone()
+    # then they are the same value
+    assert same is True
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_values_the_queue_cannot_quote_go_through_psycopg(merchant_a: MerchantWithKey) -> None:
+    # given values the queue leaves to psycopg: a NUL in a text, a Decimal, a naive datetime
+    for value in ("nul \x00 byte", Decimal("1.5"), datetime(2026, 1, 1)):
+        with pytest.raises(batch._Unquotable):
+            batch._literal(value)
+    # when a statement with one of them is queued
+    with transaction.atomic(), batch.batched():
+        batch.execute(
+            "UPDATE accounts_merchant SET name = %s WHERE id = %s AND %s > 0",
+            ["renamed 'M'", merchant_a.merchant.pk, Decimal("1.5")],
+        )
+    # then it was merged by psycopg and ran
+    merchant_a.merchant.refresh_from_db()
+    assert merchant_a.merchant.name == "renamed 'M'"
+    # and a NUL is refused with psycopg's own error, nothing written
+    with pytest.raises(psycopg.DataError), transaction.atomic(), batch.batched():
+        batch.execute(
+            "UPDATE accounts_merchant SET name = %s WHERE id = %s",
+            ["nul \x00", merchant_a.merchant.pk],
+        )
+    merchant_a.merchant.refresh_from_db()
+    assert merchant_a.merchant.name == "renamed 'M'"
