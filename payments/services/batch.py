@@ -47,6 +47,7 @@ from django.db import transaction as django_transaction
 from psycopg.types.json import Jsonb
 
 F = TypeVar("F", bound=Callable[..., Any])
+M = TypeVar("M", bound=models.Model)
 
 # Statements queued without their result being needed (Django runs them
 # with no parameters; they return nothing).
@@ -344,3 +345,48 @@ def update(obj: models.Model, fields: Sequence[str] | None = None) -> None:
     params = _values(obj, (f for f in columns if not f.primary_key), False)
     params.append(obj.pk)
     execute(_update_sql(model, names), params)
+
+
+@functools.cache
+def _select(
+    model: type[models.Model], where: str, lock: bool
+) -> tuple[str, list[str], list[tuple[int, Any, list[Any]]]]:
+    """(SQL, attribute names, (position, column, converters) of the values
+    that need converting) for `select_one`: the compiler's work, done once.
+    SQLite has no row locks (its writers are serialised at BEGIN)."""
+    meta = model._meta
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    fields = meta.concrete_fields
+    columns = ", ".join(f"{table}.{quote(str(f.column))}" for f in fields)
+    sql = f"SELECT {columns} FROM {table} WHERE {where}"  # noqa: S608 (fixed text of the caller's)
+    if lock and connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    converting = []
+    for index, f in enumerate(fields):
+        column = f.get_col(meta.db_table)
+        converters = connection.ops.get_db_converters(column) + f.get_db_converters(connection)
+        if converters:
+            converting.append((index, column, converters))
+    return sql, [f.attname for f in fields], converting
+
+
+def select_one(
+    model: type[M], where: str, params: Sequence[Any], *, lock: bool = False
+) -> M | None:
+    """The row of `model` matching `where` (SQL over its own columns, with
+    `%s` placeholders), or None; `lock` adds FOR UPDATE. What
+    `filter(…).first()` returns, without building and compiling a queryset
+    on every call — the write path's lookups by primary key run once per
+    payment, and Django's query machinery cost more Python than the row."""
+    sql, names, converting = _select(model, where, lock)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row)
+    for index, column, converters in converting:
+        for converter in converters:
+            values[index] = converter(values[index], column, connection)
+    return model.from_db(connection.alias, names, values)

@@ -12,6 +12,7 @@ from accounts.models import Merchant
 from payments import ids, presenters
 from payments.errors import missing
 from payments.models import Customer
+from payments.services import batch
 from payments.services.metadata import merge_metadata
 from payments.services.records import append_event
 
@@ -19,12 +20,12 @@ CUSTOMER_FIELDS = ("email", "name", "phone", "description")
 
 
 def get_customer(*, merchant_id: int, customer_id: str, lock: bool = False) -> Customer:
-    query = Customer.objects.filter(
-        pk=customer_id, merchant_id=merchant_id, deleted_at__isnull=True
+    customer = batch.select_one(
+        Customer,
+        "id = %s AND merchant_id = %s AND deleted_at IS NULL",
+        [customer_id, merchant_id],
+        lock=lock,
     )
-    if lock:
-        query = query.select_for_update()
-    customer = query.first()
     if customer is None:
         raise missing("customer", customer_id, param="customer")
     return customer

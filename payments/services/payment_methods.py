@@ -125,7 +125,9 @@ def get_payment_method(
         pm = build_from_token(merchant=merchant, token=reference, now=now, param=param)
         batch.insert([pm])
         return pm
-    found = PaymentMethod.objects.filter(pk=reference, merchant=merchant).first()
+    found = batch.select_one(
+        PaymentMethod, "id = %s AND merchant_id = %s", [reference, merchant.pk]
+    )
     if found is None:
         raise missing("PaymentMethod", reference, param=param)
     return found

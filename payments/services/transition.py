@@ -49,12 +49,19 @@ def lock_intent(
     `related` rows the caller will read come in the same query, unlocked
     (`FOR UPDATE OF` the payment only).
     """
-    query = PaymentIntent.objects.select_for_update(of=("self",)).filter(pk=intent_id)
+    intent: PaymentIntent | None
     if related:
+        query = PaymentIntent.objects.select_for_update(of=("self",)).filter(pk=intent_id)
         query = query.select_related(*related)
-    if merchant_id is not None:
-        query = query.filter(merchant_id=merchant_id)
-    intent = query.first()
+        if merchant_id is not None:
+            query = query.filter(merchant_id=merchant_id)
+        intent = query.first()
+    elif merchant_id is not None:
+        intent = batch.select_one(
+            PaymentIntent, "id = %s AND merchant_id = %s", [intent_id, merchant_id], lock=True
+        )
+    else:
+        intent = batch.select_one(PaymentIntent, "id = %s", [intent_id], lock=True)
     if intent is None:
         raise missing("payment_intent", intent_id)
     return intent
