@@ -220,7 +220,7 @@ def batched(*, commit: bool = False) -> Iterator[None]:
     connection.ensure_connection()
     raw = connection.connection
     merger = raw.cursor()
-    conforming = raw.info.parameter_status("standard_conforming_strings") == b"on"
+    conforming = raw.info.parameter_status("standard_conforming_strings") == "on"
     queue = _Queue(merger.mogrify, quotes=conforming)
     connection._paylab_batch = queue  # type: ignore[attr-defined]
     try:

@@ -169,3 +169,15 @@ def test_values_the_queue_cannot_quote_go_through_psycopg(merchant_a: MerchantWi
         )
     merchant_a.merchant.refresh_from_db()
     assert merchant_a.merchant.name == "renamed 'M'"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_queue_writes_its_own_literals_on_a_standard_server() -> None:
+    # given PostgreSQL's default standard_conforming_strings = on
+    with transaction.atomic(), batch.batched():
+        queue = batch._queue()
+        assert queue is not None
+        # then queued statements are merged by the queue, not by psycopg
+        assert queue.quotes is True
+        assert queue.merge("SELECT %s, %s", ["it's", -1]) == "SELECT 'it''s',  -1"
