@@ -94,9 +94,10 @@ def traffic(args: argparse.Namespace) -> None:
             "rate": args.rate,
             "duration": args.duration,
             "slices": args.slices,
-            "refund_probability": 0,
-            "manual_capture_share": 0,
             "seed": 1,
+            # Without --follow-ups every operation is a create+confirm; with
+            # them, the scenario's manual captures, voids and refunds run too.
+            **({} if args.follow_ups else {"refund_probability": 0, "manual_capture_share": 0}),
         },
         enqueue=worker is not None,
     )
@@ -143,6 +144,7 @@ def traffic(args: argparse.Namespace) -> None:
         + f"; the machine {1000 * (_machine_cpu() - machine) / max(created, 1):.1f} ms "
         f"(run status {run.status})"
     )
+    print(f"counters: {dict(p.counters)}")
     print(f"load average after: {os.getloadavg()}")
 
 
@@ -242,6 +244,11 @@ if __name__ == "__main__":
         "--workers", type=int, default=0, help="run the slices in a celery worker -c N (full mode)"
     )
     t.add_argument("--warmup", type=float, default=5, help="seconds for the worker to start")
+    t.add_argument(
+        "--follow-ups",
+        action="store_true",
+        help="keep the steady scenario's manual captures (10 %%) and refunds (5 %%)",
+    )
     s = sub.add_parser("seed")
     s.add_argument("--payments", type=int, default=1_000_000)
     s.add_argument("--indexes", choices=("auto", "keep", "rebuild"), default="auto")

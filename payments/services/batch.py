@@ -78,7 +78,8 @@ def _timestamp(value: datetime) -> str:
 
 def _jsonb(value: Jsonb) -> str:
     dumps = value.dumps or json.dumps
-    return _text(dumps(value.obj)) + "::jsonb"
+    text = dumps(value.obj)
+    return _text(text if isinstance(text, str) else text.decode()) + "::jsonb"
 
 
 _LITERALS: dict[type, Callable[[Any], str]] = {
@@ -319,6 +320,76 @@ def execute(sql: str, params: list[Any]) -> None:
         cursor.execute(sql, params)
 
 
+def _quoter(field: models.Field[Any, Any], add: bool) -> Callable[[models.Model], str]:
+    """obj -> the SQL literal of its `field`, what `get_db_prep_save` then
+    `_literal` give, with Django's preparation skipped for the values that
+    need none: a text in a text column, an int in an integer column, an
+    aware datetime, a dict or list in a JSON column. Anything else goes
+    through the field's own preparation."""
+    attname = field.attname
+
+    def prepared(obj: models.Model) -> str:
+        return _literal(field.get_db_prep_save(field.pre_save(obj, add), connection))
+
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return prepared  # pre_save sets the value
+    target = field.target_field if field.is_relation else field  # type: ignore[attr-defined]
+    fast: Callable[[Any], str | None]
+    if isinstance(target, models.JSONField):
+        dumps = functools.partial(json.dumps, cls=target.encoder) if target.encoder else json.dumps
+
+        def fast(value: Any) -> str | None:
+            return _text(dumps(value)) + "::jsonb" if type(value) in (dict, list) else None
+    elif isinstance(target, models.BooleanField):
+
+        def fast(value: Any) -> str | None:
+            return ("true" if value else "false") if type(value) is bool else None
+    elif isinstance(target, models.IntegerField | models.AutoField):
+
+        def fast(value: Any) -> str | None:
+            return _integer(value) if type(value) is int else None
+    elif isinstance(target, models.CharField | models.TextField):
+
+        def fast(value: Any) -> str | None:
+            return _text(value) if isinstance(value, str) else None
+    elif isinstance(target, models.DateTimeField):
+
+        def fast(value: Any) -> str | None:
+            return _timestamp(value) if type(value) is datetime and value.tzinfo else None
+    else:
+        return prepared
+
+    def quote(obj: models.Model) -> str:
+        value = getattr(obj, attname)
+        if value is None:
+            return "NULL"
+        literal = fast(value)
+        return literal if literal is not None else prepared(obj)
+
+    return quote
+
+
+@functools.cache
+def _row(model: type[models.Model]) -> tuple[str, tuple[Callable[[models.Model], str], ...]]:
+    """("INSERT INTO … VALUES ", a quoter per column) for queued inserts."""
+    table, fields = _columns(model, None)
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(f.column)) for f in fields)
+    return f"INSERT INTO {table} ({columns}) VALUES ", tuple(_quoter(f, True) for f in fields)  # noqa: S608
+
+
+def _queued_insert(queue: _Queue, objs: Sequence[models.Model]) -> bool:
+    """Queue the INSERT with the rows written straight to literals; False
+    when a value is one `_literal` leaves to psycopg."""
+    head, quoters = _row(type(objs[0]))
+    try:
+        rows = ["(" + ", ".join([quote(obj) for quote in quoters]) + ")" for obj in objs]
+    except _Unquotable:
+        return False
+    queue.sql.append(head + ", ".join(rows))
+    return True
+
+
 def insert(objs: Sequence[models.Model]) -> None:
     """INSERT new rows of one model (their primary keys, unless automatic,
     set by the caller), in one statement. Like `save(force_insert=True)`
@@ -326,14 +397,45 @@ def insert(objs: Sequence[models.Model]) -> None:
     primary key stays unset (nothing on the write path reads it)."""
     if not objs:
         return
-    model = type(objs[0])
-    _, fields = _columns(model, None)
-    params: list[Any] = []
+    queue = _queue()
+    if not (queue is not None and queue.quotes and _queued_insert(queue, objs)):
+        model = type(objs[0])
+        _, fields = _columns(model, None)
+        params: list[Any] = []
+        for obj in objs:
+            params.extend(_values(obj, fields, True))
+        execute(_insert_sql(model, len(objs)), params)
     for obj in objs:
-        params.extend(_values(obj, fields, True))
         obj._state.adding = False
         obj._state.db = "default"
-    execute(_insert_sql(model, len(objs)), params)
+
+
+@functools.cache
+def _assignments(
+    model: type[models.Model], names: tuple[str, ...] | None
+) -> tuple[str, tuple[tuple[str, Callable[[models.Model], str]], ...], str]:
+    """("UPDATE … SET ", (column = , quoter) per field, " WHERE pk = ") for queued updates."""
+    table, fields = _columns(model, names)
+    quote = connection.ops.quote_name
+    pk = model._meta.pk
+    assert pk is not None
+    pairs = tuple(
+        (f"{quote(str(f.column))} = ", _quoter(f, False)) for f in fields if not f.primary_key
+    )
+    return f"UPDATE {table} SET ", pairs, f" WHERE {quote(str(pk.column))} = "  # noqa: S608 (names from the model)
+
+
+def _queued_update(queue: _Queue, obj: models.Model, names: tuple[str, ...] | None) -> bool:
+    """Queue the UPDATE with its values written straight to literals; False
+    when one is a value `_literal` leaves to psycopg."""
+    head, pairs, where = _assignments(type(obj), names)
+    try:
+        sets = ", ".join([column + quote(obj) for column, quote in pairs])
+        key = _literal(obj.pk)
+    except _Unquotable:
+        return False
+    queue.sql.append(head + sets + where + key)
+    return True
 
 
 def update(obj: models.Model, fields: Sequence[str] | None = None) -> None:
@@ -341,6 +443,9 @@ def update(obj: models.Model, fields: Sequence[str] | None = None) -> None:
     the named ones. Like `save(update_fields=…)` without signals."""
     model = type(obj)
     names = tuple(fields) if fields is not None else None
+    queue = _queue()
+    if queue is not None and queue.quotes and _queued_update(queue, obj, names):
+        return
     _, columns = _columns(model, names)
     params = _values(obj, (f for f in columns if not f.primary_key), False)
     params.append(obj.pk)

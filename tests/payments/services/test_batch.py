@@ -14,12 +14,12 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from psycopg.types.json import Jsonb
 from psycopg.types.numeric import Int8
 
 from payments import ids
-from payments.models import Customer
+from payments.models import Customer, PaymentMethod
 from payments.services import batch
 from payments.state_machine import Status
 from tests.conftest import MerchantWithKey
@@ -181,3 +181,51 @@ def test_the_queue_writes_its_own_literals_on_a_standard_server() -> None:
         # then queued statements are merged by the queue, not by psycopg
         assert queue.quotes is True
         assert queue.merge("SELECT %s, %s", ["it's", -1]) == "SELECT 'it''s',  -1"
+
+
+def _row(model: type[models.Model], pk: object) -> dict[str, object]:
+    return model.objects.filter(pk=pk).values().get()  # type: ignore[attr-defined, no-any-return]
+
+
+@pytest.mark.django_db
+def test_a_queued_insert_stores_what_django_stores(merchant_a: MerchantWithKey) -> None:
+    # given two payment methods with the same awkward values (quotes, a
+    # percent, unicode, an enum member, booleans, None, an offset datetime,
+    # nested JSON), one for Django's save and one for the queue
+    moment = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=timezone(timedelta(hours=-3)))
+
+    def method(pk: str) -> PaymentMethod:
+        return PaymentMethod(
+            id=pk,
+            merchant=merchant_a.merchant,
+            customer=None,
+            type=PaymentMethod.Type.CARD,
+            brand="visa",
+            last4="4242",
+            exp_month=12,
+            exp_year=2031,
+            details={"note": "it's 100% é; -- \\", "list": [1, None, True, "x"]},
+            billing_details={"name": "O'Brien"},
+            metadata={},
+            created=moment,
+        )
+
+    saved, queued = method(ids.new_id("pm")), method(ids.new_id("pm"))
+    saved.save(force_insert=True)
+    with transaction.atomic(), batch.batched():
+        batch.insert([queued])
+    # then both rows read back the same, field by field
+    expected, got = _row(PaymentMethod, saved.pk), _row(PaymentMethod, queued.pk)
+    assert {**got, "id": None} == {**expected, "id": None}
+    assert got["created"] == moment
+    # and an update of the same awkward values lands the same way
+    for row in (saved, queued):
+        row.details = {"note": "'; UPDATE x; --", "n": -5}
+        row.last4 = "0'00"
+        row.exp_year = 2040
+    saved.save(update_fields=["details", "last4", "exp_year"])
+    with transaction.atomic(), batch.batched():
+        batch.update(queued, ["details", "last4", "exp_year"])
+    expected, got = _row(PaymentMethod, saved.pk), _row(PaymentMethod, queued.pk)
+    assert {**got, "id": None} == {**expected, "id": None}
+    assert got["last4"] == "0'00"
