@@ -36,20 +36,21 @@ from accounts.services import merchant_create_with_key  # noqa: E402
 from simulator import selectors, services  # noqa: E402
 
 
-def _backend_cpu(database: str) -> float:
+def _backend_cpu(database: str, seen: dict[int, float]) -> float:
     """CPU seconds so far of the PostgreSQL backends connected to `database`
-    (other than this process's own)."""
+    (other than this process's own). `seen` keeps each backend's last
+    reading, so one that has exited since (a worker reconnects between its
+    tasks) still counts what it had used when last read."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
             [database],
         )
         pids = [int(row[0]) for row in cursor.fetchall()]
-    total = 0.0
     for pid in pids:
         with contextlib.suppress(OSError):
-            total += _cpu_seconds(pid)
-    return total
+            seen[pid] = _cpu_seconds(pid)
+    return sum(seen.values())
 
 
 def traffic(args: argparse.Namespace) -> None:
@@ -104,6 +105,7 @@ def traffic(args: argparse.Namespace) -> None:
     started = time.monotonic()
     database = str(connection.settings_dict["NAME"])
     backends = 0.0
+    seen: dict[int, float] = {}
     try:
         if worker is None:
             services.run_inline(run.id)
@@ -112,12 +114,12 @@ def traffic(args: argparse.Namespace) -> None:
                 run.refresh_from_db()
                 if run.status not in ("queued", "running", "stopping"):
                     break
-                backends = _backend_cpu(database)
+                backends = _backend_cpu(database, seen)
                 time.sleep(0.2)
         wall = time.monotonic() - started
     finally:
         if worker is not None:
-            backends = max(backends, _backend_cpu(database))
+            backends = max(backends, _backend_cpu(database, seen))
             worker.terminate()  # warm shutdown: the pool's children exit and are reaped
             worker.wait(timeout=60)
     spent = os.times()
