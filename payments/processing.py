@@ -271,6 +271,7 @@ def _load() -> Catalog:
 def breaker_config(processor: Any) -> breaker.BreakerConfig:
     return breaker.BreakerConfig(
         failure_threshold=processor.breaker_failure_threshold,
+        failure_rate=processor.breaker_failure_rate_bp / 10_000,
         window_seconds=float(processor.breaker_window_seconds),
         open_seconds=float(processor.breaker_open_seconds),
         half_open_probes=processor.breaker_half_open_probes,

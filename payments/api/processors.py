@@ -62,6 +62,7 @@ def present_processor(processor: Processor, now: datetime | None = None) -> Body
             ),
             "opened_at": int(state.opened_at) if state.opened_at else None,
             "failure_threshold": config.failure_threshold,
+            "failure_rate_bp": round(config.failure_rate * 10_000),
             "window_seconds": int(config.window_seconds),
             "open_seconds": int(config.open_seconds),
             "close_after_successes": config.close_after_successes,
@@ -96,7 +97,13 @@ class BreakerSerializer(serializers.Serializer):
     forced_open = serializers.BooleanField()
     recent_failures = serializers.IntegerField()
     opened_at = serializers.IntegerField(allow_null=True)
-    failure_threshold = serializers.IntegerField()
+    failure_threshold = serializers.IntegerField(
+        help_text="Failures within the window that open the breaker…"
+    )
+    failure_rate_bp = serializers.IntegerField(
+        help_text="…when they are at least this share of the window's attempts "
+        "(basis points; 0: the count alone)."
+    )
     window_seconds = serializers.IntegerField()
     open_seconds = serializers.IntegerField()
     close_after_successes = serializers.IntegerField()

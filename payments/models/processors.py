@@ -70,6 +70,8 @@ class Processor(models.Model):
     fees = models.JSONField(default=_default_fees)
     authorization_lifetime_hours = models.PositiveIntegerField(default=168)
     breaker_failure_threshold = models.PositiveIntegerField(default=5)
+    # …and those failures at least this share of the window's attempts (0: the count alone).
+    breaker_failure_rate_bp = models.PositiveIntegerField(default=1_000, validators=BASIS_POINTS)
     breaker_window_seconds = models.PositiveIntegerField(default=60)
     breaker_open_seconds = models.PositiveIntegerField(default=30)
     breaker_half_open_probes = models.PositiveIntegerField(default=1)

@@ -1,9 +1,17 @@
 """A circuit breaker per processor, as pure state transitions.
 
-closed → (N failures within the window) → open → (cool-off elapsed) →
-half_open → (M successes) → closed, or (one failure) → open again. While
-half-open only a few probes go through at once. An operator may force a
-breaker open; a reset closes it and forgets its failures.
+closed → (N failures within the window, and at least R % of the
+window's attempts) → open → (cool-off elapsed) → half_open → (M
+successes) → closed, or (one failure) → open again. While half-open only a
+few probes go through at once. An operator may force a breaker open; a
+reset closes it and forgets its failures.
+
+The failure rate is what keeps a healthy processor in use at volume: at
+500 payments/s a processor failing 0.5 % of its requests fails 5 times in
+2 s, so a count alone (5 in 60 s) would open every breaker of every
+processor with any fault rate at all. Attempts are counted in one-second
+buckets over the window; a caller that does not save successes one by
+one hands them over with the next failure (`record(successes=…)`).
 
 The clock is an argument (`now`, seconds), so tests drive time; the state is
 a plain dataclass the caller loads and saves under a row lock, so every
@@ -20,6 +28,8 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 @dataclass(frozen=True)
 class BreakerConfig:
     failure_threshold: int = 5
+    # The share of the window's attempts that must have failed (0: the count alone).
+    failure_rate: float = 0.1
     window_seconds: float = 60.0
     open_seconds: float = 30.0
     half_open_probes: int = 1
@@ -34,6 +44,8 @@ class BreakerState:
     probes_in_flight: int = 0
     successes: int = 0
     forced_open: bool = False
+    # Attempts (successes and failures) per whole second, within the window.
+    attempts: dict[int, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -43,6 +55,7 @@ class BreakerState:
             "probes_in_flight": self.probes_in_flight,
             "successes": self.successes,
             "forced_open": self.forced_open,
+            "attempts": {str(second): n for second, n in self.attempts.items()},
         }
 
     @classmethod
@@ -55,7 +68,18 @@ class BreakerState:
             probes_in_flight=int(data.get("probes_in_flight", 0) or 0),  # type: ignore[call-overload]
             successes=int(data.get("successes", 0) or 0),  # type: ignore[call-overload]
             forced_open=bool(data.get("forced_open", False)),
+            attempts={
+                int(second): int(n)
+                for second, n in (data.get("attempts") or {}).items()  # type: ignore[attr-defined]
+            },
         )
+
+    def count(self, second: int, n: int = 1) -> None:
+        self.attempts[second] = self.attempts.get(second, 0) + n
+
+    def recent_attempts(self, now: float, window_seconds: float) -> int:
+        horizon = now - window_seconds
+        return sum(n for second, n in self.attempts.items() if second + 1 > horizon)
 
 
 @dataclass(frozen=True)
@@ -106,9 +130,21 @@ def allow(state: BreakerState, now: float, config: BreakerConfig) -> tuple[bool,
 
 
 def record(
-    state: BreakerState, *, success: bool, now: float, config: BreakerConfig
+    state: BreakerState,
+    *,
+    success: bool,
+    now: float,
+    config: BreakerConfig,
+    successes: dict[int, int] | None = None,
 ) -> Change | None:
-    """Account for the outcome of one request that `allow` let through."""
+    """Account for the outcome of one request that `allow` let through, and
+    for `successes` (per second) seen since the caller last reported."""
+    horizon = now - config.window_seconds
+    for second, n in (successes or {}).items():
+        if second + 1 > horizon:
+            state.count(second, n)
+    state.attempts = {k: v for k, v in state.attempts.items() if k + 1 > horizon}
+    state.count(int(now))
     if state.state == HALF_OPEN:
         state.probes_in_flight = max(0, state.probes_in_flight - 1)
         if not success:
@@ -123,12 +159,15 @@ def record(
         return None
     if success or state.state == OPEN:
         return None
-    horizon = now - config.window_seconds
     state.failures = [t for t in state.failures if t > horizon] + [now]
-    if len(state.failures) >= config.failure_threshold:
+    failures = len(state.failures)
+    attempts = max(state.recent_attempts(now, config.window_seconds), failures)
+    if failures >= config.failure_threshold and failures >= config.failure_rate * attempts:
         state.opened_at = now
         return _move(
-            state, OPEN, f"{len(state.failures)} failures within {config.window_seconds:g}s"
+            state,
+            OPEN,
+            f"{failures} failures in {attempts} attempts within {config.window_seconds:g}s",
         )
     return None
 
@@ -147,4 +186,5 @@ def reset(state: BreakerState) -> Change:
     state.probes_in_flight = 0
     state.successes = 0
     state.forced_open = False
+    state.attempts = {}
     return change

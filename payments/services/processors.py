@@ -11,6 +11,7 @@ or webhooks.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -55,6 +56,7 @@ PROCESSOR_FIELDS = (
     "fees",
     "authorization_lifetime_hours",
     "breaker_failure_threshold",
+    "breaker_failure_rate_bp",
     "breaker_window_seconds",
     "breaker_open_seconds",
     "breaker_half_open_probes",
@@ -141,6 +143,46 @@ def breaker_claim_probe(*, name: str, now: datetime) -> bool:
     return allowed
 
 
+class _UnreportedSuccesses:
+    """Successes on closed breakers, per processor and second, that this
+    process has not written yet: a success writes nothing (the healthy path
+    costs no database work), so they join the breaker row with this
+    process's next failure of that processor, which needs them for the
+    failure rate. A process that never fails one never reports its
+    successes — the rate can only be overestimated, never hidden. Kept for
+    an hour at most."""
+
+    KEEP_SECONDS = 3_600
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, dict[int, int]] = {}
+
+    def add(self, name: str, second: int) -> None:
+        with self._lock:
+            counts = self._counts.setdefault(name, {})
+            counts[second] = counts.get(second, 0) + 1
+            if len(counts) > 2 * self.KEEP_SECONDS:
+                horizon = second - self.KEEP_SECONDS
+                self._counts[name] = {s: n for s, n in counts.items() if s > horizon}
+
+    def take(self, name: str) -> dict[int, int]:
+        with self._lock:
+            return self._counts.pop(name, {})
+
+    def forget(self, name: str | None = None) -> None:
+        """After a reset or a change of settings: the old successes no
+        longer describe the processor."""
+        with self._lock:
+            if name is None:
+                self._counts.clear()
+            else:
+                self._counts.pop(name, None)
+
+
+_unreported = _UnreportedSuccesses()
+
+
 def breakers_record(
     *, results: Iterable[list[Any]], now: datetime, payment_intent: str = ""
 ) -> list[dict[str, str]]:
@@ -153,13 +195,20 @@ def breakers_record(
     changes: list[dict[str, str]] = []
     for name, success, probe in results:
         if success and not probe:
+            _unreported.add(name, int(now.timestamp()))
             continue
         if not Processor.objects.filter(name=name).exists():
             continue
         row, state, config = _lock_breaker(name)
         if probe and state.state != breaker.HALF_OPEN:
             continue  # reset or forced meanwhile: the probe no longer counts
-        change = breaker.record(state, success=bool(success), now=now.timestamp(), config=config)
+        change = breaker.record(
+            state,
+            success=bool(success),
+            now=now.timestamp(),
+            config=config,
+            successes=_unreported.take(name),
+        )
         if _save(row, state, change, now, payment_intent=payment_intent) and change is not None:
             changes.append(
                 {
@@ -190,6 +239,7 @@ def processor_breaker_reset(*, name: str, now: datetime | None = None) -> Proces
     now = now or timezone.now()
     row, state, _ = _lock_breaker(name)
     change = breaker.reset(state)
+    _unreported.forget(name)
     if change.from_state == breaker.CLOSED:
         _event(processor=name, type=EVENT_TYPES[breaker.CLOSED], now=now, change=change)
     _save(row, state, change, now)
@@ -312,6 +362,7 @@ def processor_update(
         + ", ".join(f"{f} {before[f]} → {v}" for f, v in changed.items())[:280],
         data={"changes": changed, "actor": actor},
     )
+    _unreported.forget(name)
     transaction.on_commit(processing.invalidate)
     return processor
 
@@ -387,5 +438,6 @@ def processors_import(*, document: dict[str, Any], replace_rules: bool = True) -
             row.save()
             row.merchants.set(Merchant.objects.filter(slug__in=rule.get("merchants") or []))
             count_rules += 1
+    _unreported.forget()
     transaction.on_commit(processing.invalidate)
     return len(items), count_rules

@@ -52,6 +52,6 @@ def test_the_payment_that_opened_a_breaker_says_so(
     body = page.content.decode()
     assert page.status_code == 200
     assert "<dt>breaker changes</dt>" in body
-    assert "swift: closed → open (5 failures within 60s)" in body
+    assert "swift: closed → open (5 failures in 5 attempts within 60s)" in body
     earlier = client.get(reverse("payments:payment_detail", kwargs={"payment_id": paid[0].id}))
     assert "breaker changes" not in earlier.content.decode()

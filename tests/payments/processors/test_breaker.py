@@ -103,3 +103,53 @@ def test_state_round_trips_through_a_dict():
     state = BreakerState()
     _fail(state, [0, 1, 2, 3, 4])
     assert BreakerState.from_dict(state.as_dict()) == state
+
+
+def _succeed(state: BreakerState, times: list[float], config: BreakerConfig = CONFIG) -> None:
+    for t in times:
+        assert allow(state, t, config)[0]
+        record(state, success=True, now=t, config=config)
+
+
+def test_five_failures_among_many_successes_do_not_open_it():
+    # Given a processor answering 10 requests a second, 2 % of them failing
+    state = BreakerState()
+    _succeed(state, [i / 10 for i in range(245)])
+    # When 5 failures come within the window (5 of 250 attempts, under 10 %)
+    _fail(state, [25.0, 25.1, 25.2, 25.3, 25.4])
+    # Then it stays closed: a healthy processor at volume stays in use
+    assert state.state == CLOSED
+
+
+def test_failures_at_the_rate_open_it_even_among_successes():
+    state = BreakerState()
+    _succeed(state, [i / 10 for i in range(40)])
+    # 5 failures of 45 attempts: 11 %, over 10 %
+    _fail(state, [4.0, 4.1, 4.2, 4.3, 4.4])
+    assert state.state == OPEN
+
+
+def test_successes_handed_over_with_a_failure_count_as_attempts():
+    # Given a caller that saved no successes, handing 1,000 over with its failures
+    state = BreakerState()
+    for i, t in enumerate([10.0, 10.1, 10.2, 10.3, 10.4]):
+        record(state, success=False, now=t, config=CONFIG, successes={9: 1_000} if i == 0 else None)
+    # Then the failures are 5 of 1,005 attempts: still closed
+    assert state.state == CLOSED
+    assert state.recent_attempts(10.4, CONFIG.window_seconds) == 1_005
+
+
+def test_attempts_older_than_the_window_do_not_dilute_new_failures():
+    state = BreakerState()
+    _succeed(state, [i / 100 for i in range(1_000)])  # 1,000 successes in the first 10 s
+    _fail(state, [100, 101, 102, 103, 104])  # long after: only the failures are in the window
+    assert state.state == OPEN
+
+
+def test_a_zero_failure_rate_opens_on_the_count_alone():
+    config = BreakerConfig(failure_threshold=5, failure_rate=0.0)
+    state = BreakerState()
+    _succeed(state, [i / 10 for i in range(500)], config)
+    for t in [50.0, 50.1, 50.2, 50.3, 50.4]:
+        record(state, success=False, now=t, config=config)
+    assert state.state == OPEN

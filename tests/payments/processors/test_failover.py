@@ -125,6 +125,27 @@ def test_the_breaker_opens_after_the_threshold_and_next_payments_skip_the_proces
     assert {"processor": "swift", "reason": "circuit breaker open"} in paylab["routing"]["skipped"]
 
 
+def test_a_processor_failing_a_few_percent_at_volume_keeps_its_breaker_closed(
+    merchant: Merchant, faults: None
+) -> None:
+    # Given swift timing out 3 % of its requests (its backup takes those)
+    configure(swift_timeouts=300)
+    start = timezone.now()
+    # When 400 payments go through within a minute, more than 5 of swift's failing
+    paid = [pay(merchant, start + timedelta(milliseconds=100 * i)) for i in range(400)]
+    timeouts = sum(
+        1
+        for outcome in paid
+        for attempt in paylab_of(outcome.intent)["attempts"]
+        if (attempt["processor"], attempt["code"]) == ("swift", "timeout")
+    )
+    assert timeouts > 5
+    # Then swift's breaker stays closed (its failures are ~3 % of its attempts,
+    # under the 10 % the breaker needs) and every payment succeeded
+    assert ProcessorBreaker.objects.get(processor__name="swift").state == "closed"
+    assert all(outcome.intent.status == "succeeded" for outcome in paid)
+
+
 def test_a_half_open_probe_that_succeeds_closes_the_breaker(
     merchant: Merchant, faults: None
 ) -> None:
