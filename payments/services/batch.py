@@ -320,6 +320,15 @@ def execute(sql: str, params: list[Any]) -> None:
         cursor.execute(sql, params)
 
 
+# Column kinds whose values need no preparation when they are of the plain type.
+_PLAIN: tuple[tuple[Any, type], ...] = (
+    (models.BooleanField, bool),
+    (models.IntegerField | models.AutoField, int),
+    (models.CharField | models.TextField, str),
+    (models.DateTimeField, datetime),
+)
+
+
 def _quoter(field: models.Field[Any, Any], add: bool) -> Callable[[models.Model], str]:
     """obj -> the SQL literal of its `field`, what `get_db_prep_save` then
     `_literal` give, with Django's preparation skipped for the values that
@@ -334,37 +343,34 @@ def _quoter(field: models.Field[Any, Any], add: bool) -> Callable[[models.Model]
     if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
         return prepared  # pre_save sets the value
     target = field.target_field if field.is_relation else field  # type: ignore[attr-defined]
-    fast: Callable[[Any], str | None]
     if isinstance(target, models.JSONField):
         dumps = functools.partial(json.dumps, cls=target.encoder) if target.encoder else json.dumps
 
-        def fast(value: Any) -> str | None:
-            return _text(dumps(value)) + "::jsonb" if type(value) in (dict, list) else None
-    elif isinstance(target, models.BooleanField):
+        def quote_json(obj: models.Model) -> str:
+            value = getattr(obj, attname)
+            if value is None:
+                return "NULL"
+            if type(value) in (dict, list):
+                return _text(dumps(value)) + "::jsonb"
+            return prepared(obj)
 
-        def fast(value: Any) -> str | None:
-            return ("true" if value else "false") if type(value) is bool else None
-    elif isinstance(target, models.IntegerField | models.AutoField):
-
-        def fast(value: Any) -> str | None:
-            return _integer(value) if type(value) is int else None
-    elif isinstance(target, models.CharField | models.TextField):
-
-        def fast(value: Any) -> str | None:
-            return _text(value) if isinstance(value, str) else None
-    elif isinstance(target, models.DateTimeField):
-
-        def fast(value: Any) -> str | None:
-            return _timestamp(value) if type(value) is datetime and value.tzinfo else None
-    else:
+        return quote_json
+    base = next((b for kinds, b in _PLAIN if isinstance(target, kinds)), None)
+    if base is None:
         return prepared
+    literal = _LITERALS[base]
 
     def quote(obj: models.Model) -> str:
         value = getattr(obj, attname)
         if value is None:
             return "NULL"
-        literal = fast(value)
-        return literal if literal is not None else prepared(obj)
+        # Exact types (a bool or an IntegerChoices member is not a plain int
+        # here), but any str (a TextChoices member is its value); a naive
+        # datetime goes through Django, which makes it aware.
+        plain = isinstance(value, str) if base is str else type(value) is base
+        if plain and (base is not datetime or value.tzinfo is not None):
+            return literal(value)
+        return prepared(obj)
 
     return quote
 
